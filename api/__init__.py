@@ -1,0 +1,1 @@
+"""Inbound adapters: the Litestar app, DICOMweb routes and (later) GraphQL."""

@@ -1,0 +1,74 @@
+"""QIDO-RS (PS3.18 10.6): the six search resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from api.dicomweb.media import DICOM_JSON, parse_accept
+from api.dicomweb.urls import dicomweb_base
+from domain.dicom.attributes import Level
+from domain.dicom.uids import check_uid
+from domain.errors import NotAcceptable
+from domain.runtime import Runtime
+from domain.services.search import Scope, parse_query, search
+
+
+async def _search(request: Request[Any, Any, Any], runtime: Runtime, scope: Scope) -> Response[Any]:
+    accept = request.headers.get("accept")
+    if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
+        raise NotAcceptable(f"QIDO-RS answers in {DICOM_JSON}; the Accept header {accept!r} excludes it")
+    query = parse_query(scope, list(request.query_params.multi_items()))
+    result = await search(runtime.db, scope, query, dicomweb_base(request))
+    headers = {}
+    if result.more_available or result.limit_was_capped:
+        # PS3.18 8.3.4.4: say when the server's maximum cut the answer short
+        headers["Warning"] = (
+            '299 tessera: "The number of results exceeded the maximum supported by the server. '
+            'Additional results can be requested with offset."'
+        )
+    return Response(result.matches, media_type=DICOM_JSON, headers=headers)
+
+
+@get("/studies")
+async def search_for_studies(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+    return await _search(request, runtime, Scope(Level.STUDY))
+
+
+@get("/series")
+async def search_for_series(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+    return await _search(request, runtime, Scope(Level.SERIES))
+
+
+@get("/instances")
+async def search_for_instances(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+    return await _search(request, runtime, Scope(Level.INSTANCE))
+
+
+@get("/studies/{study:str}/series")
+async def search_for_series_in_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[Any]:
+    return await _search(request, runtime, Scope(Level.SERIES, check_uid(study, "StudyInstanceUID")))
+
+
+@get("/studies/{study:str}/instances")
+async def search_for_instances_in_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[Any]:
+    return await _search(request, runtime, Scope(Level.INSTANCE, check_uid(study, "StudyInstanceUID")))
+
+
+@get("/studies/{study:str}/series/{series:str}/instances")
+async def search_for_instances_in_series(
+    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str
+) -> Response[Any]:
+    scope = Scope(Level.INSTANCE, check_uid(study, "StudyInstanceUID"), check_uid(series, "SeriesInstanceUID"))
+    return await _search(request, runtime, scope)
+
+
+ROUTES = [
+    search_for_studies,
+    search_for_series,
+    search_for_instances,
+    search_for_series_in_study,
+    search_for_instances_in_study,
+    search_for_instances_in_series,
+]

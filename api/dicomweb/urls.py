@@ -1,0 +1,23 @@
+"""Absolute DICOMweb URLs as the client addressed the server."""
+
+from typing import Any
+
+from litestar import Request
+
+from domain.dicom.uids import check_uid
+
+VERSION_PREFIX = "/v2"
+
+
+def dicomweb_base(request: Request[Any, Any, Any]) -> str:
+    """`http://host:port/v2`, from the request's own base URL (Host header and root path)."""
+    return str(request.base_url).rstrip("/") + VERSION_PREFIX
+
+
+def path_uids(study: str, series: str | None, instance: str | None) -> tuple[str, str | None, str | None]:
+    """The UIDs of a resource path, each checked (400 naming the bad one)."""
+    return (
+        check_uid(study, "StudyInstanceUID"),
+        None if series is None else check_uid(series, "SeriesInstanceUID"),
+        None if instance is None else check_uid(instance, "SOPInstanceUID"),
+    )

@@ -1,0 +1,1 @@
+"""DICOM knowledge: UIDs, header reading, DICOM JSON, the searchable attributes and matching."""

@@ -1,0 +1,229 @@
+"""Read a Part-10 header once, up to the pixel data, into everything the index needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+
+from domain.dicom.attributes import BY_KEYWORD, Level
+from domain.dicom.names import name_words, normalize_person_name
+from domain.dicom.uids import is_valid_uid
+
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+# PS3.18 F.2.7: binary values travel as BulkDataURI or InlineBinary; the stored metadata keeps
+# small ones inline and leaves large ones (overlays, waveforms, LUTs) to the file.
+INLINE_BINARY_LIMIT = 1024
+PIXEL_DATA = 0x7FE00010
+
+
+class UnreadableInstance(Exception):
+    """The part is not a usable DICOM Part-10 instance; the message says why."""
+
+
+@dataclass
+class Header:
+    """One instance's index values, its DICOM JSON, and the problems found on the way."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    dicom_json: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_header(path: Path) -> Header:
+    """Parse `path` without its pixel data; raise UnreadableInstance for what cannot be stored."""
+    with open(path, "rb") as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            position = fp.tell()
+        except InvalidDicomError as exc:
+            raise UnreadableInstance(f"not a DICOM Part-10 file: {exc}") from None
+        except Exception as exc:  # pydicom raises many types for broken bytes
+            raise UnreadableInstance(f"the DICOM header cannot be read: {exc}") from None
+        _check_pixel_data_complete(fp, position, os.fstat(fp.fileno()).st_size, ds)
+    return header_of(ds)
+
+
+def header_of(ds: Dataset) -> Header:
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "").rstrip("\x00 ")
+    if not transfer_syntax or not is_valid_uid(transfer_syntax):
+        raise UnreadableInstance("the file meta information has no valid TransferSyntaxUID (0002,0010)")
+    uids = {keyword: _required_uid(ds, keyword) for keyword in REQUIRED_UIDS}
+    warnings: list[str] = []
+    values = {level: _index_values(ds, level, warnings) for level in Level}
+    return Header(
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
+        transfer_syntax_uid=transfer_syntax,
+        study=values[Level.STUDY],
+        series=values[Level.SERIES],
+        instance=values[Level.INSTANCE],
+        dicom_json=dicom_json(ds, transfer_syntax),
+        warnings=warnings,
+    )
+
+
+def dicom_json(ds: Dataset, transfer_syntax: str) -> str:
+    """DICOM JSON (PS3.18 Annex F) of the header; large binary values are left to the file."""
+    body = ds.to_json_dict(
+        bulk_data_threshold=INLINE_BINARY_LIMIT,
+        bulk_data_element_handler=_leave_in_file,
+        suppress_invalid_tags=True,
+    )
+    _strip_bulk_data(body)
+    body["00020010"] = {"vr": "UI", "Value": [transfer_syntax]}
+    return json.dumps(dict(sorted(body.items())), ensure_ascii=False, separators=(",", ":"))
+
+
+_IN_FILE = "\x00in-file"
+
+
+def _leave_in_file(element: Any) -> str:
+    return _IN_FILE
+
+
+def _strip_bulk_data(body: dict[str, Any]) -> None:
+    for tag, element in list(body.items()):
+        if element.get("BulkDataURI") == _IN_FILE:
+            del body[tag]
+        elif element.get("vr") == "SQ":
+            for item in element.get("Value", ()):
+                _strip_bulk_data(item)
+
+
+def _required_uid(ds: Dataset, keyword: str) -> str:
+    value = str(ds.get(keyword) or "").rstrip("\x00 ")
+    if not value:
+        raise UnreadableInstance(f"required attribute {keyword} ({_tag(keyword)}) is missing")
+    if not is_valid_uid(value):
+        raise UnreadableInstance(f"required attribute {keyword} ({_tag(keyword)}) is not a valid UID: {value!r}")
+    return value
+
+
+def _index_values(ds: Dataset, level: Level, warnings: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in BY_KEYWORD.values():
+        if attribute.level is not level or attribute.vr == "UI" or not attribute.searchable:
+            continue
+        if attribute.keyword == "ModalitiesInStudy":
+            continue  # computed from the series, never taken from an instance
+        try:
+            value = _convert(attribute.vr, ds.get(attribute.keyword))
+        except (ValueError, TypeError, OverflowError) as exc:
+            warnings.append(f"DICOM100: {_tag(attribute.keyword)} - {attribute.keyword} is not indexed: {exc}")
+            value = None
+        if attribute.vr == "PN":
+            norm = normalize_person_name(value) if value else None
+            values[f"{attribute.column}_norm"] = norm
+            values[f"{attribute.column}_words"] = name_words(norm) if norm else None
+        values[attribute.column] = value
+    for keyword in ("Rows", "Columns", "BitsAllocated", "NumberOfFrames"):
+        if level is Level.INSTANCE:
+            values[BY_KEYWORD[keyword].column] = _safe_int(ds, keyword)
+    return values
+
+
+def _convert(vr: str, value: Any) -> Any:
+    """The first value of an element as the index stores it; ValueError when it is invalid."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if len(value) else None
+    if value is None or value == "":
+        return None
+    if vr == "DA":
+        return parse_date(str(value))
+    if vr == "TM":
+        return parse_time(str(value))
+    if vr == "IS":
+        return int(str(value).strip())
+    text = str(value).strip()
+    limit = 64 if vr in ("LO", "SH", "CS", "AE") else 400
+    if len(text) > limit:
+        raise ValueError(f"value longer than {limit} characters")
+    return text or None
+
+
+def parse_date(value: str) -> dt.date:
+    """DA (PS3.5 6.2): YYYYMMDD."""
+    text = value.strip()
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"{value!r} is not a date in the form YYYYMMDD")
+    return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+
+
+def parse_time(value: str) -> str:
+    """TM (PS3.5 6.2): HH[MM[SS[.F{1-6}]]], returned as a fixed-width string that sorts as time."""
+    text = value.strip().replace(":", "")  # ACR-NEMA colons are still seen in the wild
+    whole, _, fraction = text.partition(".")
+    if not whole.isdigit() or len(whole) not in (2, 4, 6) or (fraction and not fraction.isdigit()):
+        raise ValueError(f"{value!r} is not a time in the form HHMMSS.FFFFFF")
+    hours, minutes, seconds = int(whole[:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
+    if hours > 23 or minutes > 59 or seconds > 60 or len(fraction) > 6:
+        raise ValueError(f"{value!r} is not a valid time of day")
+    return f"{whole.ljust(6, '0')}.{fraction.ljust(6, '0')}"
+
+
+def _safe_int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _check_pixel_data_complete(fp: Any, position: int, size: int, ds: Dataset) -> None:
+    """Reject a file cut short inside its pixel data, which a header-only read cannot notice."""
+    fp.seek(position)
+    head = fp.read(12)
+    if len(head) < 8:
+        return
+    order = "<" if ds.is_little_endian in (True, None) else ">"
+    group, elem = struct.unpack(order + "HH", head[:4])
+    if (group << 16 | elem) != PIXEL_DATA:
+        return
+    if head[4:6].isalpha():  # explicit VR: tag, VR, two reserved bytes, 32-bit length
+        length, start = struct.unpack(order + "L", head[8:12])[0], position + 12
+    else:
+        length, start = struct.unpack(order + "L", head[4:8])[0], position + 8
+    if length == 0xFFFFFFFF:
+        _check_fragments_complete(fp, start, size, order)
+    elif start + length > size:
+        raise UnreadableInstance(
+            f"the pixel data is {length} bytes but the file holds {size - start} (truncated)"
+        )
+
+
+def _check_fragments_complete(fp: Any, offset: int, size: int, order: str) -> None:
+    """PS3.5 A.4: items (FFFE,E000) follow one another until the delimiter (FFFE,E0DD)."""
+    while offset + 8 <= size:
+        fp.seek(offset)
+        group, elem, length = struct.unpack(order + "HHL", fp.read(8))
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return
+        if (group, elem) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            raise UnreadableInstance("the encapsulated pixel data has a malformed item")
+        offset += 8 + length
+    raise UnreadableInstance("the encapsulated pixel data ends without its delimiter (truncated)")
+
+
+def _tag(keyword: str) -> str:
+    tag = Tag(keyword)
+    return f"({tag.group:04X},{tag.element:04X})"

@@ -1,0 +1,107 @@
+"""The index: studies, series and instances (SQLAlchemy 2).
+
+Each searchable DICOM attribute is a column; person names are kept also normalized
+(for case- and accent-insensitive matching) and as space-separated words (for fuzzy matching).
+Study and series summaries (counts, ModalitiesInStudy) are maintained at ingest and delete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+
+def _text(length: int) -> String:
+    """Byte-order collation on PostgreSQL, as SQLite's default: prefix matches use the index."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+
+
+UID = _text(64)
+PN = _text(400)  # three groups of five components of up to 64 characters each
+LO = _text(256)  # LO is 64 characters, but decoded text may be longer in bytes
+CS = _text(64)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(UID, unique=True)
+    patient_id: Mapped[str | None] = mapped_column(LO, index=True)
+    patient_name: Mapped[str | None] = mapped_column(PN)
+    patient_name_norm: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_words: Mapped[str | None] = mapped_column(PN)
+    patient_birth_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    patient_sex: Mapped[str | None] = mapped_column(CS)
+    accession_number: Mapped[str | None] = mapped_column(LO, index=True)
+    referring_physician_name: Mapped[str | None] = mapped_column(PN)
+    referring_physician_name_norm: Mapped[str | None] = mapped_column(PN, index=True)
+    referring_physician_name_words: Mapped[str | None] = mapped_column(PN)
+    study_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    study_time: Mapped[str | None] = mapped_column(CS)
+    study_description: Mapped[str | None] = mapped_column(LO)
+    study_id: Mapped[str | None] = mapped_column(CS)
+    modalities_in_study: Mapped[str | None] = mapped_column(LO)
+    number_of_series: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    series_uid: Mapped[str] = mapped_column(UID, unique=True)
+    modality: Mapped[str | None] = mapped_column(CS)
+    series_description: Mapped[str | None] = mapped_column(LO)
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    series_date: Mapped[dt.date | None] = mapped_column(Date)
+    performed_procedure_step_start_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    manufacturer_model_name: Mapped[str | None] = mapped_column(LO, index=True)
+    body_part_examined: Mapped[str | None] = mapped_column(CS, index=True)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        Index("ix_series_study_pk_modality", "study_pk", "modality"),
+        Index("ix_series_modality", "modality"),
+    )
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_pk: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), index=True
+    )
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), index=True
+    )
+    sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(UID, index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    bits_allocated: Mapped[int | None] = mapped_column(Integer)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(CS)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(CS)
+    dicom_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

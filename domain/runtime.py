@@ -1,0 +1,30 @@
+"""The domain's objects for one process, built from Settings by each entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.blobs import LocalBlobStore
+from domain.db import Database
+from domain.services.ingest import IngestService
+from domain.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    blobs: LocalBlobStore
+    ingest: IngestService
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        """Create the data folders and bring the index schema up to date."""
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        db = Database.from_settings(settings)
+        await db.migrate()
+        blobs = LocalBlobStore(settings.blob_dir, fsync=settings.fsync)
+        return cls(settings, db, blobs, IngestService(db, blobs, settings.spool_dir))
+
+    async def stop(self) -> None:
+        await self.db.dispose()

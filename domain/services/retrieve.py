@@ -1,0 +1,71 @@
+"""WADO-RS: find the stored instances of a study, series or instance, and their metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from domain.db import Database
+from domain.errors import NotFound
+from domain.model import Instance, Series, Study
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+    size: int
+
+
+async def find_files(
+    db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+) -> list[StoredFile]:
+    """The instances under the URL, in storage order; NotFound when there are none."""
+    statement = (
+        select(Instance.sop_instance_uid, Instance.transfer_syntax_uid, Instance.blob_key, Instance.size)
+        .join(Study, Study.id == Instance.study_pk)
+        .where(Study.study_uid == study_uid)
+        .order_by(Instance.series_pk, Instance.id)
+    )
+    statement = _narrow(statement, series_uid, sop_instance_uid)
+    async with db.read() as conn:
+        files = [StoredFile(*row) for row in await conn.execute(statement)]
+    if not files:
+        raise NotFound(_what(study_uid, series_uid, sop_instance_uid) + " is not stored here")
+    return files
+
+
+async def retrieve_metadata(
+    db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+) -> list[str]:
+    """Each instance's stored DICOM JSON, as text, ready to be joined into an array."""
+    statement = (
+        select(Instance.dicom_json)
+        .join(Study, Study.id == Instance.study_pk)
+        .where(Study.study_uid == study_uid)
+        .order_by(Instance.series_pk, Instance.id)
+    )
+    statement = _narrow(statement, series_uid, sop_instance_uid)
+    async with db.read() as conn:
+        documents = list((await conn.execute(statement)).scalars())
+    if not documents:
+        raise NotFound(_what(study_uid, series_uid, sop_instance_uid) + " is not stored here")
+    return documents
+
+
+def _narrow(statement, series_uid: str | None, sop_instance_uid: str | None):  # type: ignore[no-untyped-def]
+    if series_uid is not None:
+        statement = statement.join(Series, Series.id == Instance.series_pk).where(Series.series_uid == series_uid)
+    if sop_instance_uid is not None:
+        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
+    return statement
+
+
+def _what(study_uid: str, series_uid: str | None, sop_instance_uid: str | None) -> str:
+    if sop_instance_uid:
+        return f"instance {sop_instance_uid} of series {series_uid} in study {study_uid}"
+    if series_uid:
+        return f"series {series_uid} in study {study_uid}"
+    return f"study {study_uid}"
