@@ -29,7 +29,13 @@ def create_app(settings: Settings) -> Litestar:
 
     dicomweb = Router(
         path=VERSION_PREFIX,
-        route_handlers=[stow.store_instances, stow.store_instances_in_study, *qido.ROUTES, *wado.ROUTES, *delete.ROUTES],
+        route_handlers=[
+            stow.store_instances,
+            stow.store_instances_in_study,
+            *qido.ROUTES,
+            *wado.ROUTES,
+            *delete.ROUTES,
+        ],
         tags=["DICOMweb"],
     )
     return Litestar(

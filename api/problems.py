@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -33,20 +34,23 @@ def problem(status: int, detail: str) -> Response[dict[str, object]]:
     return Response(body, status_code=status, media_type="application/problem+json")
 
 
-def domain_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     status = next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 400)
     return problem(status, str(exc))
 
 
-def http_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     assert isinstance(exc, HTTPException)
     detail = exc.detail
     if exc.status_code == 413:
-        detail = "the request body is larger than TESSERA_MAX_REQUEST_BYTES allows; send fewer instances per request"
+        detail = (
+            "the request body is larger than TESSERA_MAX_REQUEST_BYTES allows; "
+            "send fewer instances per request"
+        )
     return problem(exc.status_code, detail)
 
 
-def unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "the server failed to handle this request; the error has been logged")
 

@@ -60,7 +60,10 @@ async def _import(settings: Settings, files: list[Path]) -> int:
     finally:
         await runtime.stop()
     for failed in failures:
-        console.print(f"[red]failed[/] {failed.source or failed.sop_instance_uid}: {failed.message} ({int(failed.reason)})")
-    summary = ", ".join(f"{counts[k]} {k}" for k in ("stored", "already present", "skipped (not DICOM)", "failed"))
+        where = failed.source or failed.sop_instance_uid
+        console.print(f"[red]failed[/] {where}: {failed.message} ({int(failed.reason)})")
+    summary = ", ".join(
+        f"{counts[k]} {k}" for k in ("stored", "already present", "skipped (not DICOM)", "failed")
+    )
     print(f"{len(files)} files: {summary}")
     return 1 if failures else 0

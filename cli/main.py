@@ -48,13 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="index database URL (TESSERA_DATABASE_URL)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the DICOMweb server", description="Run the DICOMweb server.")
+    serve = commands.add_parser(
+        "serve", help="run the DICOMweb server", description="Run the DICOMweb server."
+    )
     serve.add_argument("--host", help="address to listen on [127.0.0.1]")
     serve.add_argument("--port", type=int, help="port to listen on [8080]")
     serve.add_argument("--workers", type=int, help="server processes sharing the index [1]")
     for sub in (serve,):
         sub.add_argument("--data-dir", dest="sub_data_dir", help="data folder [./tessera-data]")
-        sub.add_argument("--database-url", dest="sub_database_url", help="index database URL [SQLite in the data dir]")
+        sub.add_argument(
+            "--database-url", dest="sub_database_url", help="index database URL [SQLite in the data dir]"
+        )
 
     importer = commands.add_parser(
         "import",
@@ -64,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked recursively)")
     importer.add_argument("--data-dir", dest="sub_data_dir", help="data folder [./tessera-data]")
-    importer.add_argument("--database-url", dest="sub_database_url", help="index database URL [SQLite in the data dir]")
+    importer.add_argument(
+        "--database-url", dest="sub_database_url", help="index database URL [SQLite in the data dir]"
+    )
     return parser
 
 

@@ -15,8 +15,11 @@ def serve(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(_migrate(settings))
     os.environ.update(settings.to_env())  # each worker builds the same Settings from these
-    print(f"Tessera serving DICOMweb at http://{settings.host}:{settings.port}/v2/ "
-          f"(data in {settings.data_dir.resolve()}, index {_describe(settings)})", flush=True)
+    print(
+        f"Tessera serving DICOMweb at http://{settings.host}:{settings.port}/v2/ "
+        f"(data in {settings.data_dir.resolve()}, index {_describe(settings)})",
+        flush=True,
+    )
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,

@@ -61,7 +61,7 @@ class LocalBlobStore:
                 os.fsync(dst.fileno())
         os.replace(partial, target)
 
-    async def open(self, key: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def open(self, key: str) -> AsyncIterator[bytes]:
         async with await anyio.open_file(self.path(key), "rb") as file:
             while chunk := await file.read(CHUNK):
                 yield chunk

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from litestar import delete
 
+from api.deps import PathStr, RuntimeDep
 from api.dicomweb.urls import path_uids
-from domain.runtime import Runtime
 from domain.services.delete import delete_instances
 
 
 @delete("/studies/{study:str}", status_code=204)
-async def delete_study(runtime: Runtime, study: str) -> None:
+async def delete_study(runtime: RuntimeDep, study: PathStr) -> None:
     await delete_instances(runtime.db, runtime.blobs, *path_uids(study, None, None))
 
 
 @delete("/studies/{study:str}/series/{series:str}", status_code=204)
-async def delete_series(runtime: Runtime, study: str, series: str) -> None:
+async def delete_series(runtime: RuntimeDep, study: PathStr, series: PathStr) -> None:
     await delete_instances(runtime.db, runtime.blobs, *path_uids(study, series, None))
 
 
 @delete("/studies/{study:str}/series/{series:str}/instances/{instance:str}", status_code=204)
-async def delete_instance(runtime: Runtime, study: str, series: str, instance: str) -> None:
+async def delete_instance(runtime: RuntimeDep, study: PathStr, series: PathStr, instance: PathStr) -> None:
     await delete_instances(runtime.db, runtime.blobs, *path_uids(study, series, instance))
 
 

@@ -55,7 +55,9 @@ def parse_accept(header: str | None) -> list[MediaRange]:
 
 def _split(text: str, separator: str) -> list[str]:
     """Split outside quoted strings."""
-    items, current, quoted = [], [], False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -6,16 +6,16 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM_JSON, parse_accept
 from api.dicomweb.urls import dicomweb_base
 from domain.dicom.attributes import Level
 from domain.dicom.uids import check_uid
 from domain.errors import NotAcceptable
-from domain.runtime import Runtime
 from domain.services.search import Scope, parse_query, search
 
 
-async def _search(request: Request[Any, Any, Any], runtime: Runtime, scope: Scope) -> Response[Any]:
+async def _search(request: Request[Any, Any, Any], runtime: RuntimeDep, scope: Scope) -> Response[Any]:
     accept = request.headers.get("accept")
     if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
         raise NotAcceptable(f"QIDO-RS answers in {DICOM_JSON}; the Accept header {accept!r} excludes it")
@@ -32,35 +32,41 @@ async def _search(request: Request[Any, Any, Any], runtime: Runtime, scope: Scop
 
 
 @get("/studies")
-async def search_for_studies(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+async def search_for_studies(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     return await _search(request, runtime, Scope(Level.STUDY))
 
 
 @get("/series")
-async def search_for_series(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+async def search_for_series(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     return await _search(request, runtime, Scope(Level.SERIES))
 
 
 @get("/instances")
-async def search_for_instances(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+async def search_for_instances(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     return await _search(request, runtime, Scope(Level.INSTANCE))
 
 
 @get("/studies/{study:str}/series")
-async def search_for_series_in_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[Any]:
+async def search_for_series_in_study(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr
+) -> Response[Any]:
     return await _search(request, runtime, Scope(Level.SERIES, check_uid(study, "StudyInstanceUID")))
 
 
 @get("/studies/{study:str}/instances")
-async def search_for_instances_in_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[Any]:
+async def search_for_instances_in_study(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr
+) -> Response[Any]:
     return await _search(request, runtime, Scope(Level.INSTANCE, check_uid(study, "StudyInstanceUID")))
 
 
 @get("/studies/{study:str}/series/{series:str}/instances")
 async def search_for_instances_in_series(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr
 ) -> Response[Any]:
-    scope = Scope(Level.INSTANCE, check_uid(study, "StudyInstanceUID"), check_uid(series, "SeriesInstanceUID"))
+    scope = Scope(
+        Level.INSTANCE, check_uid(study, "StudyInstanceUID"), check_uid(series, "SeriesInstanceUID")
+    )
     return await _search(request, runtime, scope)
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from litestar import Request, Response, post
 
+from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM, DICOM_JSON, MULTIPART, parse_accept, parse_media_type
 from api.dicomweb.multipart import spool_body, spool_parts
 from api.dicomweb.urls import dicomweb_base
 from domain.dicom.codes import FailureReason
 from domain.dicom.uids import check_uid
 from domain.errors import InvalidRequest, NotAcceptable, UnsupportedMediaType
-from domain.runtime import Runtime
 from domain.services.ingest import FailedInstance, IncomingFile, StoreOutcome
 from domain.services.search import retrieve_url
 
@@ -21,16 +21,20 @@ BATCH = 100  # instances indexed per transaction
 
 
 @post("/studies", status_code=200)
-async def store_instances(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+async def store_instances(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     return await _store(request, runtime, None)
 
 
 @post("/studies/{study:str}", status_code=200)
-async def store_instances_in_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[Any]:
+async def store_instances_in_study(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr
+) -> Response[Any]:
     return await _store(request, runtime, check_uid(study, "StudyInstanceUID"))
 
 
-async def _store(request: Request[Any, Any, Any], runtime: Runtime, study_uid: str | None) -> Response[Any]:
+async def _store(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study_uid: str | None
+) -> Response[Any]:
     _check_accept(request.headers.get("accept"))
     files, refused = await _receive(request, runtime.settings.spool_dir)
     if not files and not refused:
@@ -49,15 +53,16 @@ def _check_accept(header: str | None) -> None:
         raise NotAcceptable(f"STOW-RS answers in {DICOM_JSON}; the Accept header {header!r} excludes it")
 
 
-async def _receive(request: Request[Any, Any, Any], spool_dir: Path) -> tuple[list[IncomingFile], list[FailedInstance]]:
+async def _receive(
+    request: Request[Any, Any, Any], spool_dir: Path
+) -> tuple[list[IncomingFile], list[FailedInstance]]:
     """Spool the body to disk; parts that are not application/dicom are refused one by one."""
     content_type = parse_media_type(request.headers.get("content-type", ""))
     if content_type.type == DICOM:
         return [IncomingFile(await spool_body(request.stream(), spool_dir))], []
     if content_type.type != MULTIPART:
-        raise UnsupportedMediaType(
-            f"STOW-RS takes multipart/related; type=\"{DICOM}\" or {DICOM}, not {content_type.type or 'no content type'}"
-        )
+        given = content_type.type or "no content type"
+        raise UnsupportedMediaType(f'STOW-RS takes multipart/related; type="{DICOM}" or {DICOM}, not {given}')
     root_type = content_type.params.get("type", DICOM).lower()
     if root_type != DICOM:
         raise UnsupportedMediaType(f"only {DICOM} parts can be stored, not {root_type}")
@@ -71,7 +76,9 @@ async def _receive(request: Request[Any, Any, Any], spool_dir: Path) -> tuple[li
             files.append(IncomingFile(part.path))
         else:
             part.path.unlink(missing_ok=True)
-            refused.append(FailedInstance(FailureReason.CANNOT_UNDERSTAND, f"a part of type {part_type} is not {DICOM}"))
+            refused.append(
+                FailedInstance(FailureReason.CANNOT_UNDERSTAND, f"a part of type {part_type} is not {DICOM}")
+            )
     return files, refused
 
 

@@ -9,18 +9,20 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.response import Stream
 
+from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM, DICOM_JSON, MULTIPART, MediaRange, parse_accept
-from domain.blobs import BlobStore
 from api.dicomweb.urls import path_uids
+from domain.blobs import BlobStore
 from domain.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from domain.errors import NotAcceptable
-from domain.runtime import Runtime
 from domain.services.retrieve import StoredFile, find_files, retrieve_metadata
 
 AS_STORED = "*"
 
 
-def choose_representation(accept: str | None, files: Sequence[StoredFile], *, single: bool) -> tuple[str, str]:
+def choose_representation(
+    accept: str | None, files: Sequence[StoredFile], *, single: bool
+) -> tuple[str, str]:
     """PS3.18 8.7: the first acceptable (media type, transfer syntax), most preferred first.
 
     `*` keeps the stored syntax; a media type without transfer-syntax means Explicit VR Little
@@ -43,7 +45,9 @@ def choose_representation(accept: str | None, files: Sequence[StoredFile], *, si
 def _candidate(media: MediaRange, single: bool) -> tuple[str, str] | None:
     syntax = media.params.get("transfer-syntax", EXPLICIT_VR_LITTLE_ENDIAN)
     if media.type in ("*/*", "multipart/*") or (media.type == MULTIPART and "type" not in media.params):
-        return (DICOM if single and media.type == "*/*" else MULTIPART), media.params.get("transfer-syntax", AS_STORED)
+        return (DICOM if single and media.type == "*/*" else MULTIPART), media.params.get(
+            "transfer-syntax", AS_STORED
+        )
     if media.type == MULTIPART and media.params["type"].lower() == DICOM:
         return MULTIPART, syntax
     if single and media.type in (DICOM, "application/*"):
@@ -52,7 +56,11 @@ def _candidate(media: MediaRange, single: bool) -> tuple[str, str] | None:
 
 
 async def _retrieve(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str | None = None, instance: str | None = None
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    study: PathStr,
+    series: str | None = None,
+    instance: str | None = None,
 ) -> Stream:
     files = await find_files(runtime.db, *path_uids(study, series, instance))
     media_type, _ = choose_representation(request.headers.get("accept"), files, single=instance is not None)
@@ -81,7 +89,9 @@ def _part_head(boundary: str, stored: StoredFile) -> bytes:
     ).encode()
 
 
-async def _multipart(blobs: BlobStore, files: Sequence[StoredFile], heads: list[bytes], closing: bytes) -> AsyncIterator[bytes]:
+async def _multipart(
+    blobs: BlobStore, files: Sequence[StoredFile], heads: list[bytes], closing: bytes
+) -> AsyncIterator[bytes]:
     """One instance at a time, in chunks: memory stays flat however large the study."""
     for head, stored in zip(heads, files, strict=True):
         yield head
@@ -92,7 +102,11 @@ async def _multipart(blobs: BlobStore, files: Sequence[StoredFile], heads: list[
 
 
 async def _metadata(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str | None = None, instance: str | None = None
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    study: PathStr,
+    series: str | None = None,
+    instance: str | None = None,
 ) -> Response[bytes]:
     accept = request.headers.get("accept")
     if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
@@ -103,37 +117,41 @@ async def _metadata(
 
 
 @get("/studies/{study:str}")
-async def retrieve_study(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Stream:
+async def retrieve_study(request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr) -> Stream:
     return await _retrieve(request, runtime, study)
 
 
 @get("/studies/{study:str}/series/{series:str}")
-async def retrieve_series(request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str) -> Stream:
+async def retrieve_series(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr
+) -> Stream:
     return await _retrieve(request, runtime, study, series)
 
 
 @get("/studies/{study:str}/series/{series:str}/instances/{instance:str}")
 async def retrieve_instance(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str, instance: str
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr, instance: PathStr
 ) -> Stream:
     return await _retrieve(request, runtime, study, series, instance)
 
 
 @get("/studies/{study:str}/metadata")
-async def retrieve_study_metadata(request: Request[Any, Any, Any], runtime: Runtime, study: str) -> Response[bytes]:
+async def retrieve_study_metadata(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr
+) -> Response[bytes]:
     return await _metadata(request, runtime, study)
 
 
 @get("/studies/{study:str}/series/{series:str}/metadata")
 async def retrieve_series_metadata(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr
 ) -> Response[bytes]:
     return await _metadata(request, runtime, study, series)
 
 
 @get("/studies/{study:str}/series/{series:str}/instances/{instance:str}/metadata")
 async def retrieve_instance_metadata(
-    request: Request[Any, Any, Any], runtime: Runtime, study: str, series: str, instance: str
+    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr, instance: PathStr
 ) -> Response[bytes]:
     return await _metadata(request, runtime, study, series, instance)
 

@@ -30,7 +30,7 @@ def _attr(keyword: str, level: Level, column: str, *, searchable: bool = True) -
     return Attribute(keyword, f"{tag:08X}", dictionary_VR(tag), level, column, searchable)
 
 
-S, SE, I = Level.STUDY, Level.SERIES, Level.INSTANCE
+S, SE, IN = Level.STUDY, Level.SERIES, Level.INSTANCE
 
 ATTRIBUTES: tuple[Attribute, ...] = (
     _attr("StudyInstanceUID", S, "study_uid"),
@@ -56,13 +56,13 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _attr("ManufacturerModelName", SE, "manufacturer_model_name"),
     _attr("BodyPartExamined", SE, "body_part_examined"),
     _attr("NumberOfSeriesRelatedInstances", SE, "number_of_instances", searchable=False),
-    _attr("SOPInstanceUID", I, "sop_instance_uid"),
-    _attr("SOPClassUID", I, "sop_class_uid"),
-    _attr("InstanceNumber", I, "instance_number"),
-    _attr("Rows", I, "rows", searchable=False),
-    _attr("Columns", I, "columns", searchable=False),
-    _attr("BitsAllocated", I, "bits_allocated", searchable=False),
-    _attr("NumberOfFrames", I, "number_of_frames", searchable=False),
+    _attr("SOPInstanceUID", IN, "sop_instance_uid"),
+    _attr("SOPClassUID", IN, "sop_class_uid"),
+    _attr("InstanceNumber", IN, "instance_number"),
+    _attr("Rows", IN, "rows", searchable=False),
+    _attr("Columns", IN, "columns", searchable=False),
+    _attr("BitsAllocated", IN, "bits_allocated", searchable=False),
+    _attr("NumberOfFrames", IN, "number_of_frames", searchable=False),
 )
 
 BY_KEYWORD = {a.keyword: a for a in ATTRIBUTES}
@@ -72,17 +72,36 @@ BY_TAG = {a.tag: a for a in ATTRIBUTES}
 # index holds them); RetrieveURL and InstanceAvailability are added by the search service.
 DEFAULT_RETURN: dict[Level, tuple[str, ...]] = {
     S: (
-        "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy",
-        "ReferringPhysicianName", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-        "StudyID", "StudyDescription", "NumberOfStudyRelatedSeries",
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ModalitiesInStudy",
+        "ReferringPhysicianName",
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyID",
+        "StudyDescription",
+        "NumberOfStudyRelatedSeries",
         "NumberOfStudyRelatedInstances",
     ),
     SE: (
-        "SeriesInstanceUID", "Modality", "SeriesDescription", "SeriesNumber",
-        "PerformedProcedureStepStartDate", "NumberOfSeriesRelatedInstances",
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesDescription",
+        "SeriesNumber",
+        "PerformedProcedureStepStartDate",
+        "NumberOfSeriesRelatedInstances",
     ),
-    I: (
-        "SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "BitsAllocated",
+    IN: (
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "InstanceNumber",
+        "Rows",
+        "Columns",
+        "BitsAllocated",
         "NumberOfFrames",
     ),
 }
@@ -93,9 +112,9 @@ LEVELS_OF_RESOURCE: dict[tuple[Level, bool, bool], tuple[Level, ...]] = {
     (S, False, False): (S,),
     (SE, False, False): (S, SE),
     (SE, True, False): (SE,),
-    (I, False, False): (S, SE, I),
-    (I, True, False): (SE, I),
-    (I, True, True): (I,),
+    (IN, False, False): (S, SE, IN),
+    (IN, True, False): (SE, IN),
+    (IN, True, True): (IN,),
 }
 
 

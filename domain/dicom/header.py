@@ -115,7 +115,9 @@ def _required_uid(ds: Dataset, keyword: str) -> str:
     if not value:
         raise UnreadableInstance(f"required attribute {keyword} ({_tag(keyword)}) is missing")
     if not is_valid_uid(value):
-        raise UnreadableInstance(f"required attribute {keyword} ({_tag(keyword)}) is not a valid UID: {value!r}")
+        raise UnreadableInstance(
+            f"required attribute {keyword} ({_tag(keyword)}) is not a valid UID: {value!r}"
+        )
     return value
 
 
@@ -129,7 +131,9 @@ def _index_values(ds: Dataset, level: Level, warnings: list[str]) -> dict[str, A
         try:
             value = _convert(attribute.vr, ds.get(attribute.keyword))
         except (ValueError, TypeError, OverflowError) as exc:
-            warnings.append(f"DICOM100: {_tag(attribute.keyword)} - {attribute.keyword} is not indexed: {exc}")
+            warnings.append(
+                f"DICOM100: {_tag(attribute.keyword)} - {attribute.keyword} is not indexed: {exc}"
+            )
             value = None
         if attribute.vr == "PN":
             norm = normalize_person_name(value) if value else None

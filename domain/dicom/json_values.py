@@ -14,7 +14,11 @@ def element(vr: str, value: Any) -> dict[str, Any]:
         return {"vr": vr}
     if vr == "PN":
         groups = str(value).split("=")
-        name = {key: text for key, text in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False) if text}
+        name = {
+            key: text
+            for key, text in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False)
+            if text
+        }
         return {"vr": vr, "Value": [name]}
     if isinstance(value, dt.date):
         return {"vr": vr, "Value": [value.strftime("%Y%m%d")]}

@@ -17,7 +17,9 @@ from domain.errors import InvalidRequest
 _WILDCARD = re.compile(r"[*?]")
 
 
-def match(attribute: Attribute, value: str, column: Column[Any], fuzzy: bool, table: Any) -> ColumnElement[bool]:
+def match(
+    attribute: Attribute, value: str, column: Column[Any], fuzzy: bool, table: Any
+) -> ColumnElement[bool]:
     """The condition for `attribute=value`; InvalidRequest names the attribute when it is malformed."""
     if value == "":
         raise InvalidRequest(f"{attribute.keyword} has an empty value; omit it to match everything")

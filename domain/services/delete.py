@@ -43,10 +43,14 @@ async def delete_instances(
         ):
             for pk, n in sorted(counts.items()):
                 await conn.execute(
-                    update(table).where(table.id == pk).values(number_of_instances=table.number_of_instances - n)
+                    update(table)
+                    .where(table.id == pk)
+                    .values(number_of_instances=table.number_of_instances - n)
                 )
         study_pks = {r.study_pk for r in rows}
-        await conn.execute(delete(Series).where(Series.study_pk.in_(study_pks), Series.number_of_instances <= 0))
+        await conn.execute(
+            delete(Series).where(Series.study_pk.in_(study_pks), Series.number_of_instances <= 0)
+        )
         await conn.execute(delete(Study).where(Study.id.in_(study_pks), Study.number_of_instances <= 0))
         await refresh_study_summaries(conn, study_pks)
     for row in rows:

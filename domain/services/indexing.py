@@ -39,7 +39,9 @@ class BatchResult:
 
 async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult:
     insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    study_pks = await _upsert(conn, insert, Study, "study_uid", {r.header.study_uid: r.header.study for r in rows})
+    study_pks = await _upsert(
+        conn, insert, Study, "study_uid", {r.header.study_uid: r.header.study for r in rows}
+    )
     series_pks = await _upsert(
         conn,
         insert,
@@ -111,7 +113,7 @@ async def _upsert(
     values = [{key: uid, **fields} for uid, fields in sorted(rows.items())]
     stmt = insert(table)
     columns = table.__table__.c
-    set_ = {
+    set_: dict[str, Any] = {
         name: func.coalesce(stmt.excluded[name], columns[name])
         for name in values[0]
         if name not in (key, parent)
@@ -171,11 +173,9 @@ async def _count_instances(
     conn: AsyncConnection, rows: list[Row], study_pks: dict[str, int], series_pks: dict[str, int]
 ) -> None:
     """Counters move by what this transaction inserted; the row locks make that exact."""
-    for table, pks, uid_of in (
-        (Study, study_pks, lambda h: h.study_uid),
-        (Series, series_pks, lambda h: h.series_uid),
-    ):
-        added = Counter(pks[uid_of(r.header)] for r in rows)
+    study_counts = Counter(study_pks[r.header.study_uid] for r in rows)
+    series_counts = Counter(series_pks[r.header.series_uid] for r in rows)
+    for table, added in ((Study, study_counts), (Series, series_counts)):
         for pk, n in sorted(added.items()):
             await conn.execute(
                 update(table).where(table.id == pk).values(number_of_instances=table.number_of_instances + n)

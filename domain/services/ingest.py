@@ -89,10 +89,14 @@ class IngestService:
             log.exception("storing a batch of %d instances failed", len(prepared))
             for row in written:
                 await self.blobs.delete(row.blob_key)
-            for row, path in prepared[len(written) :]:
+            for _, path in prepared[len(written) :]:
                 path.unlink(missing_ok=True)
             outcome.failed.extend(
-                _failed(row, FailureReason.PROCESSING_FAILURE, "the instance could not be stored; nothing was kept, try again")
+                _failed(
+                    row,
+                    FailureReason.PROCESSING_FAILURE,
+                    "the instance could not be stored; nothing was kept, try again",
+                )
                 for row, _ in prepared
             )
             return outcome
@@ -101,11 +105,19 @@ class IngestService:
         outcome.stored.extend(_stored(r) for r in result.inserted)
         outcome.stored.extend(_stored(r, already_present=True) for r in result.already_present)
         outcome.failed.extend(
-            _failed(r, FailureReason.INSTANCE_CONFLICT, "another instance with this SOPInstanceUID is already stored; delete it first to replace it")
+            _failed(
+                r,
+                FailureReason.INSTANCE_CONFLICT,
+                "another instance with this SOPInstanceUID is already stored; delete it first to replace it",
+            )
             for r in result.conflicting
         )
         outcome.failed.extend(
-            _failed(r, FailureReason.CANNOT_UNDERSTAND, f"SeriesInstanceUID {r.header.series_uid} already belongs to study {study}")
+            _failed(
+                r,
+                FailureReason.CANNOT_UNDERSTAND,
+                f"SeriesInstanceUID {r.header.series_uid} already belongs to study {study}",
+            )
             for r, study in result.misplaced
         )
         return outcome
@@ -119,11 +131,19 @@ class IngestService:
             try:
                 header = read_header(incoming.path)
             except UnreadableInstance as exc:
-                outcome.failed.append(FailedInstance(FailureReason.CANNOT_UNDERSTAND, str(exc), source=str(incoming.path)))
+                outcome.failed.append(
+                    FailedInstance(FailureReason.CANNOT_UNDERSTAND, str(exc), source=str(incoming.path))
+                )
                 _discard(incoming)
                 continue
             except OSError as exc:
-                outcome.failed.append(FailedInstance(FailureReason.PROCESSING_FAILURE, f"cannot read the file: {exc}", source=str(incoming.path)))
+                outcome.failed.append(
+                    FailedInstance(
+                        FailureReason.PROCESSING_FAILURE,
+                        f"cannot read the file: {exc}",
+                        source=str(incoming.path),
+                    )
+                )
                 _discard(incoming)
                 continue
             if study_uid is not None and header.study_uid != study_uid:
@@ -173,7 +193,9 @@ def _discard(incoming: IncomingFile) -> None:
 
 def _stored(row: Row, *, already_present: bool = False) -> StoredInstance:
     h = row.header
-    return StoredInstance(h.study_uid, h.series_uid, h.sop_instance_uid, h.sop_class_uid, already_present, h.warnings)
+    return StoredInstance(
+        h.study_uid, h.series_uid, h.sop_instance_uid, h.sop_class_uid, already_present, h.warnings
+    )
 
 
 def _failed(row: Row, reason: FailureReason, message: str) -> FailedInstance:

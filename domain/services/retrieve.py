@@ -57,7 +57,9 @@ async def retrieve_metadata(
 
 def _narrow(statement, series_uid: str | None, sop_instance_uid: str | None):  # type: ignore[no-untyped-def]
     if series_uid is not None:
-        statement = statement.join(Series, Series.id == Instance.series_pk).where(Series.series_uid == series_uid)
+        statement = statement.join(Series, Series.id == Instance.series_pk).where(
+            Series.series_uid == series_uid
+        )
     if sop_instance_uid is not None:
         statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
     return statement

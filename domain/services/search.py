@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.engine import Row
 
 from domain.db import Database
 from domain.dicom.attributes import (
@@ -28,15 +27,38 @@ from domain.model import Instance, Series, Study
 MAX_RESULTS = 1000
 _CONTROL = {"includefield", "limit", "offset", "fuzzymatching"}
 _TABLES = {Level.STUDY: Study.__table__, Level.SERIES: Series.__table__, Level.INSTANCE: Instance.__table__}
-_UID_OF = {Level.STUDY: "StudyInstanceUID", Level.SERIES: "SeriesInstanceUID", Level.INSTANCE: "SOPInstanceUID"}
+_UID_OF = {
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.INSTANCE: "SOPInstanceUID",
+}
 # What `includefield=all` adds beyond the defaults, taken from the newest instance's header
 # (the study and series attributes of PS3.18 Tables 10.6.3-3 and -4 that have no column).
 ALL_EXTRA: dict[Level, tuple[str, ...]] = {
     Level.STUDY: (
-        "00080005", "00080201", "00080063", "00081032", "00081060", "00081080", "00081110",
-        "00101010", "00101020", "00101030", "00102180", "001021B0",
+        "00080005",
+        "00080201",
+        "00080063",
+        "00081032",
+        "00081060",
+        "00081080",
+        "00081110",
+        "00101010",
+        "00101020",
+        "00101030",
+        "00102180",
+        "001021B0",
     ),
-    Level.SERIES: ("00080005", "00080201", "00081050", "00200060", "00080021", "00080031", "00400245", "00400275"),
+    Level.SERIES: (
+        "00080005",
+        "00080201",
+        "00081050",
+        "00200060",
+        "00080021",
+        "00080031",
+        "00400245",
+        "00400275",
+    ),
     Level.INSTANCE: (),
 }
 
@@ -125,7 +147,9 @@ def _searchable(scope: Scope, key: str) -> Attribute:
         ) from None
     attribute = BY_TAG.get(tag)
     if attribute is None or not attribute.searchable or attribute.level not in scope.levels:
-        allowed = ", ".join(a.keyword for a in BY_KEYWORD.values() if a.searchable and a.level in scope.levels)
+        allowed = ", ".join(
+            a.keyword for a in BY_KEYWORD.values() if a.searchable and a.level in scope.levels
+        )
         raise InvalidRequest(f"{keyword or tag} cannot be searched here; searchable attributes: {allowed}")
     return attribute
 
@@ -184,7 +208,11 @@ def _header_json(level: Level) -> Any:
 
 def _answer(scope: Scope, query: Query, row: Any, base_url: str) -> dict[str, Any]:
     answer: dict[str, Any] = {}
-    uids = {level: row[f"{level.value}.{BY_KEYWORD[_UID_OF[level]].column}"] for level in Level if f"{level.value}.id" in row}
+    uids = {
+        level: row[f"{level.value}.{BY_KEYWORD[_UID_OF[level]].column}"]
+        for level in Level
+        if f"{level.value}.id" in row
+    }
     for level in Level:
         if level in uids:
             answer[BY_KEYWORD[_UID_OF[level]].tag] = element("UI", uids[level])
@@ -193,24 +221,34 @@ def _answer(scope: Scope, query: Query, row: Any, base_url: str) -> dict[str, An
             attribute = BY_KEYWORD[keyword]
             answer[attribute.tag] = element(attribute.vr, row[f"{level.value}.{attribute.column}"])
     for attribute, _ in query.filters:
-        answer.setdefault(attribute.tag, element(attribute.vr, row[f"{attribute.level.value}.{attribute.column}"]))
-    header = json.loads(row["header"]) if "header" in row and row["header"] else {}
+        answer.setdefault(
+            attribute.tag, element(attribute.vr, row[f"{attribute.level.value}.{attribute.column}"])
+        )
+    header = json.loads(row["header"]) if row.get("header") else {}
     for tag in query.include:
-        attribute = BY_TAG.get(tag)
-        if attribute is not None and f"{attribute.level.value}.id" in row:
-            answer[tag] = element(attribute.vr, row[f"{attribute.level.value}.{attribute.column}"])
+        included = BY_TAG.get(tag)
+        if included is not None and f"{included.level.value}.id" in row:
+            answer[tag] = element(included.vr, row[f"{included.level.value}.{included.column}"])
         elif tag in header:
             answer[tag] = header[tag]
     if query.include_all:
-        extra = header if scope.level is Level.INSTANCE else {t: header[t] for t in ALL_EXTRA[scope.level] if t in header}
+        extra = (
+            header
+            if scope.level is Level.INSTANCE
+            else {t: header[t] for t in ALL_EXTRA[scope.level] if t in header}
+        )
         for tag, value in extra.items():
             answer.setdefault(tag, value)
     answer["00080056"] = element("CS", "ONLINE")
-    answer["00081190"] = element("UR", retrieve_url(base_url, *(uids[level] for level in Level if level in uids)))
+    answer["00081190"] = element(
+        "UR", retrieve_url(base_url, *(uids[level] for level in Level if level in uids))
+    )
     return dict(sorted(answer.items()))
 
 
-def retrieve_url(base_url: str, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None) -> str:
+def retrieve_url(
+    base_url: str, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+) -> str:
     url = f"{base_url}/studies/{study_uid}"
     if series_uid:
         url += f"/series/{series_uid}"
