@@ -88,5 +88,5 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    with TestClient(create_app(settings), base_url="http://testserver") as test_client:
+    with TestClient(create_app(settings), base_url="http://testserver.local") as test_client:
         yield test_client

@@ -66,6 +66,15 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 )
 
 BY_KEYWORD = {a.keyword: a for a in ATTRIBUTES}
+# Summaries the index computes from its rows, never read from an instance.
+COMPUTED = frozenset(
+    {
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "NumberOfSeriesRelatedInstances",
+    }
+)
 BY_TAG = {a.tag: a for a in ATTRIBUTES}
 
 # What QIDO returns with no includefield (PS3.18 Tables 10.6.3-3 to 10.6.3-5, as far as the

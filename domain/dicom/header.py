@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from domain.dicom.attributes import BY_KEYWORD, Level
+from domain.dicom.attributes import BY_KEYWORD, COMPUTED, Level
 from domain.dicom.names import name_words, normalize_person_name
 from domain.dicom.uids import is_valid_uid
 
@@ -65,9 +65,10 @@ def header_of(ds: Dataset) -> Header:
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "").rstrip("\x00 ")
     if not transfer_syntax or not is_valid_uid(transfer_syntax):
         raise UnreadableInstance("the file meta information has no valid TransferSyntaxUID (0002,0010)")
-    uids = {keyword: _required_uid(ds, keyword) for keyword in REQUIRED_UIDS}
+    body = json_dict(ds, transfer_syntax)
+    uids = {keyword: _required_uid(body, keyword) for keyword in REQUIRED_UIDS}
     warnings: list[str] = []
-    values = {level: _index_values(ds, level, warnings) for level in Level}
+    values = {level: _index_values(body, ds, level, warnings) for level in Level}
     return Header(
         study_uid=uids["StudyInstanceUID"],
         series_uid=uids["SeriesInstanceUID"],
@@ -77,12 +78,12 @@ def header_of(ds: Dataset) -> Header:
         study=values[Level.STUDY],
         series=values[Level.SERIES],
         instance=values[Level.INSTANCE],
-        dicom_json=dicom_json(ds, transfer_syntax),
+        dicom_json=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         warnings=warnings,
     )
 
 
-def dicom_json(ds: Dataset, transfer_syntax: str) -> str:
+def json_dict(ds: Dataset, transfer_syntax: str) -> dict[str, Any]:
     """DICOM JSON (PS3.18 Annex F) of the header; large binary values are left to the file."""
     body = ds.to_json_dict(
         bulk_data_threshold=INLINE_BINARY_LIMIT,
@@ -91,7 +92,7 @@ def dicom_json(ds: Dataset, transfer_syntax: str) -> str:
     )
     _strip_bulk_data(body)
     body["00020010"] = {"vr": "UI", "Value": [transfer_syntax]}
-    return json.dumps(dict(sorted(body.items())), ensure_ascii=False, separators=(",", ":"))
+    return dict(sorted(body.items()))
 
 
 _IN_FILE = "\x00in-file"
@@ -110,8 +111,20 @@ def _strip_bulk_data(body: dict[str, Any]) -> None:
                 _strip_bulk_data(item)
 
 
-def _required_uid(ds: Dataset, keyword: str) -> str:
-    value = str(ds.get(keyword) or "").rstrip("\x00 ")
+def _first(body: dict[str, Any], tag: str) -> Any:
+    """The first value of an element of DICOM JSON, a PN as its `A=I=P` string; None if empty."""
+    values = body.get(tag, {}).get("Value")
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, dict):  # PN (PS3.18 F.2.2)
+        groups = [value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")]
+        return "=".join(groups).rstrip("=")
+    return value
+
+
+def _required_uid(body: dict[str, Any], keyword: str) -> str:
+    value = str(_first(body, BY_KEYWORD[keyword].tag) or "").rstrip("\x00 ")
     if not value:
         raise UnreadableInstance(f"required attribute {keyword} ({_tag(keyword)}) is missing")
     if not is_valid_uid(value):
@@ -121,15 +134,17 @@ def _required_uid(ds: Dataset, keyword: str) -> str:
     return value
 
 
-def _index_values(ds: Dataset, level: Level, warnings: list[str]) -> dict[str, Any]:
+def _index_values(body: dict[str, Any], ds: Dataset, level: Level, warnings: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in BY_KEYWORD.values():
-        if attribute.level is not level or attribute.vr == "UI" or not attribute.searchable:
+        if attribute.level is not level or attribute.vr == "UI":
             continue
-        if attribute.keyword == "ModalitiesInStudy":
-            continue  # computed from the series, never taken from an instance
+        if attribute.keyword in COMPUTED:
+            continue
         try:
-            value = _convert(attribute.vr, ds.get(attribute.keyword))
+            value = _convert(attribute.vr, _first(body, attribute.tag))
+            if value is None and attribute.tag not in body and int(attribute.tag, 16) in ds:
+                raise ValueError("the value does not conform to its VR")
         except (ValueError, TypeError, OverflowError) as exc:
             warnings.append(
                 f"DICOM100: {_tag(attribute.keyword)} - {attribute.keyword} is not indexed: {exc}"
@@ -140,9 +155,6 @@ def _index_values(ds: Dataset, level: Level, warnings: list[str]) -> dict[str, A
             values[f"{attribute.column}_norm"] = norm
             values[f"{attribute.column}_words"] = name_words(norm) if norm else None
         values[attribute.column] = value
-    for keyword in ("Rows", "Columns", "BitsAllocated", "NumberOfFrames"):
-        if level is Level.INSTANCE:
-            values[BY_KEYWORD[keyword].column] = _safe_int(ds, keyword)
     return values
 
 
@@ -156,7 +168,7 @@ def _convert(vr: str, value: Any) -> Any:
         return parse_date(str(value))
     if vr == "TM":
         return parse_time(str(value))
-    if vr == "IS":
+    if vr in ("IS", "US", "UL", "SS", "SL"):
         return int(str(value).strip())
     text = str(value).strip()
     limit = 64 if vr in ("LO", "SH", "CS", "AE") else 400
@@ -183,14 +195,6 @@ def parse_time(value: str) -> str:
     if hours > 23 or minutes > 59 or seconds > 60 or len(fraction) > 6:
         raise ValueError(f"{value!r} is not a valid time of day")
     return f"{whole.ljust(6, '0')}.{fraction.ljust(6, '0')}"
-
-
-def _safe_int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
-    except (ValueError, TypeError):
-        return None
 
 
 def _check_pixel_data_complete(fp: Any, position: int, size: int, ds: Dataset) -> None:

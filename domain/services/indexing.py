@@ -19,7 +19,7 @@ from domain.dicom.header import Header
 from domain.model import Instance, Series, Study
 
 
-@dataclass
+@dataclass(eq=False)
 class Row:
     """One prepared instance: its header, its stored bytes' digest and size, and its blob."""
 
@@ -39,10 +39,11 @@ class BatchResult:
 
 async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult:
     insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    study_pks = await _upsert(
+    studies = await _upsert(
         conn, insert, Study, "study_uid", {r.header.study_uid: r.header.study for r in rows}
     )
-    series_pks = await _upsert(
+    study_pks = {uid: pk for uid, (pk, _) in studies.items()}
+    series = await _upsert(
         conn,
         insert,
         Series,
@@ -50,6 +51,10 @@ async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult
         {r.header.series_uid: {**r.header.series, "study_pk": study_pks[r.header.study_uid]} for r in rows},
         parent="study_pk",
     )
+    series_pks = {uid: pk for uid, (pk, _) in series.items()}
+    new_series_studies = {
+        study_pks[r.header.study_uid] for r in rows if series.get(r.header.series_uid, (0, 1))[1] == 0
+    }
     placed = [r for r in rows if r.header.series_uid in series_pks]
     misplaced = await _misplaced([r for r in rows if r.header.series_uid not in series_pks], conn)
     unique = list({r.header.sop_instance_uid: r for r in reversed(placed)}.values())[::-1]
@@ -66,8 +71,10 @@ async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult
     stored = await _stored_versions(conn, {r.header.sop_instance_uid for r in others})
     same = [r for r in others if stored.get(r.header.sop_instance_uid) == _identity(r)]
     await _count_instances(conn, inserted, study_pks, series_pks)
-    await _drop_empty(conn, set(series_pks.values()), set(study_pks.values()))
-    await refresh_study_summaries(conn, set(study_pks.values()))
+    if others or misplaced:
+        await _drop_empty(conn, set(series_pks.values()), set(study_pks.values()))
+        new_series_studies |= set(study_pks.values())
+    await refresh_study_summaries(conn, new_series_studies)
     return BatchResult(inserted, same, [r for r in others if r not in same], misplaced)
 
 
@@ -105,24 +112,25 @@ async def _upsert(
     key: str,
     rows: dict[str, dict[str, Any]],
     parent: str | None = None,
-) -> dict[str, int]:
-    """Insert, or update where the new value is not empty (latest wins); returns key -> id.
+) -> dict[str, tuple[int, int]]:
+    """Insert, or update where the new value is not empty (latest wins).
+
+    Returns key -> (id, number of instances before this batch): 0 for a row just created.
 
     With `parent`, an existing row under another parent is left alone and not returned.
     """
     values = [{key: uid, **fields} for uid, fields in sorted(rows.items())]
     stmt = insert(table)
     columns = table.__table__.c
+    excluded = stmt.excluded
     set_: dict[str, Any] = {
-        name: func.coalesce(stmt.excluded[name], columns[name])
-        for name in values[0]
-        if name not in (key, parent)
+        name: func.coalesce(excluded[name], columns[name]) for name in values[0] if name not in (key, parent)
     }
     set_["updated_at"] = func.now()
-    where = None if parent is None else columns[parent] == stmt.excluded[parent]
+    where = None if parent is None else columns[parent] == excluded[parent]
     stmt = stmt.on_conflict_do_update(index_elements=[key], set_=set_, where=where)
-    result = await conn.execute(stmt.returning(columns[key], columns.id), values)
-    return {uid: pk for uid, pk in result}
+    result = await conn.execute(stmt.returning(columns[key], columns.id, columns.number_of_instances), values)
+    return {uid: (pk, count) for uid, pk, count in result}
 
 
 async def _misplaced(rows: list[Row], conn: AsyncConnection) -> list[tuple[Row, str]]:
