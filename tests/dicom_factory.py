@@ -75,3 +75,25 @@ def multipart(parts: list[bytes], boundary: str = DEFAULT_BOUNDARY) -> tuple[byt
     chunks.append(f"--{boundary}--\r\n".encode())
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     return b"".join(chunks), content_type
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart/related body as (lower-cased headers, content), strictly framed."""
+    boundary = next(
+        p.split("=", 1)[1].strip().strip('"')
+        for p in content_type.split(";")
+        if p.strip().lower().startswith("boundary=")
+    )
+    delimiter = b"\r\n--" + boundary.encode()
+    sections = (b"\r\n" + body).split(delimiter)
+    assert sections[-1].startswith(b"--"), "the body has no closing boundary"
+    parts = []
+    for section in sections[1:-1]:
+        assert section.startswith(b"\r\n"), "a boundary line is not followed by CRLF"
+        head, _, content = section[2:].partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, content))
+    return parts
