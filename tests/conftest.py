@@ -34,9 +34,9 @@ def dicom_file(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id: str) -> Iterator[str]:
-    """A fresh database for this pytest worker, dropped at the end of the session."""
-    name = f"tessera_test_{worker_id}"
+def postgres_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
+    """A fresh database for this pytest worker and run, dropped at the end of the session."""
+    name = f"tessera_test_{testrun_uid[:12]}_{worker_id}"
     try:
         asyncio.run(_recreate(POSTGRES_URL, name))
     except (OSError, asyncpg.PostgresError) as exc:

@@ -16,6 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from domain.dicom.attributes import BY_KEYWORD, COMPUTED, Level
+from domain.dicom.fast_json import IN_FILE, header_json
 from domain.dicom.names import name_words, normalize_person_name
 from domain.dicom.uids import is_valid_uid
 
@@ -85,26 +86,23 @@ def header_of(ds: Dataset) -> Header:
 
 def json_dict(ds: Dataset, transfer_syntax: str) -> dict[str, Any]:
     """DICOM JSON (PS3.18 Annex F) of the header; large binary values are left to the file."""
-    body = ds.to_json_dict(
-        bulk_data_threshold=INLINE_BINARY_LIMIT,
-        bulk_data_element_handler=_leave_in_file,
-        suppress_invalid_tags=True,
-    )
+    body = header_json(ds, inline_limit=INLINE_BINARY_LIMIT, pydicom_json=_pydicom_json)
     _strip_bulk_data(body)
     body["00020010"] = {"vr": "UI", "Value": [transfer_syntax]}
     return dict(sorted(body.items()))
 
 
-_IN_FILE = "\x00in-file"
-
-
-def _leave_in_file(element: Any) -> str:
-    return _IN_FILE
+def _pydicom_json(ds: Dataset) -> dict[str, Any]:
+    return ds.to_json_dict(
+        bulk_data_threshold=INLINE_BINARY_LIMIT,
+        bulk_data_element_handler=lambda _: IN_FILE,
+        suppress_invalid_tags=True,
+    )
 
 
 def _strip_bulk_data(body: dict[str, Any]) -> None:
     for tag, element in list(body.items()):
-        if element.get("BulkDataURI") == _IN_FILE:
+        if element.get("BulkDataURI") == IN_FILE:
             del body[tag]
         elif element.get("vr") == "SQ":
             for item in element.get("Value", ()):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,11 +39,11 @@ class BatchResult:
 
 async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult:
     insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    studies = await _upsert(
+    studies = await _claim(
         conn, insert, Study, "study_uid", {r.header.study_uid: r.header.study for r in rows}
     )
     study_pks = {uid: pk for uid, (pk, _) in studies.items()}
-    series = await _upsert(
+    series = await _claim(
         conn,
         insert,
         Series,
@@ -71,6 +71,8 @@ async def index_batch(conn: AsyncConnection, rows: Sequence[Row]) -> BatchResult
     stored = await _stored_versions(conn, {r.header.sop_instance_uid for r in others})
     same = [r for r in others if stored.get(r.header.sop_instance_uid) == _identity(r)]
     await _count_instances(conn, inserted, study_pks, series_pks)
+    await _apply_latest(conn, Study, {study_pks[r.header.study_uid]: r.header.study for r in inserted})
+    await _apply_latest(conn, Series, {series_pks[r.header.series_uid]: r.header.series for r in inserted})
     if others or misplaced:
         await _drop_empty(conn, set(series_pks.values()), set(study_pks.values()))
         new_series_studies |= set(study_pks.values())
@@ -105,7 +107,7 @@ async def refresh_study_summaries(conn: AsyncConnection, study_pks: Iterable[int
         )
 
 
-async def _upsert(
+async def _claim(
     conn: AsyncConnection,
     insert: Any,
     table: Any,
@@ -113,24 +115,44 @@ async def _upsert(
     rows: dict[str, dict[str, Any]],
     parent: str | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """Insert, or update where the new value is not empty (latest wins).
+    """Create missing rows, and lock existing ones without changing them yet.
 
     Returns key -> (id, number of instances before this batch): 0 for a row just created.
-
     With `parent`, an existing row under another parent is left alone and not returned.
     """
     values = [{key: uid, **fields} for uid, fields in sorted(rows.items())]
     stmt = insert(table)
     columns = table.__table__.c
-    excluded = stmt.excluded
-    set_: dict[str, Any] = {
-        name: func.coalesce(excluded[name], columns[name]) for name in values[0] if name not in (key, parent)
-    }
-    set_["updated_at"] = func.now()
-    where = None if parent is None else columns[parent] == excluded[parent]
-    stmt = stmt.on_conflict_do_update(index_elements=[key], set_=set_, where=where)
+    where = None if parent is None else columns[parent] == stmt.excluded[parent]
+    stmt = stmt.on_conflict_do_update(index_elements=[key], set_={"updated_at": func.now()}, where=where)
     result = await conn.execute(stmt.returning(columns[key], columns.id, columns.number_of_instances), values)
     return {uid: (pk, count) for uid, pk, count in result}
+
+
+async def _apply_latest(conn: AsyncConnection, table: Any, latest: dict[int, dict[str, Any]]) -> None:
+    """Study and series attributes follow the newest stored instance where it has a value;
+    a rejected instance changes nothing."""
+    if not latest:
+        return
+    columns = table.__table__.c
+    names = list(next(iter(latest.values())))
+    statement = (
+        update(table)
+        .where(columns.id == bindparam("pk"))
+        .values(
+            {
+                name: func.coalesce(bindparam(f"new_{name}", type_=columns[name].type), columns[name])
+                for name in names
+            }
+        )
+    )
+    await conn.execute(
+        statement,
+        [
+            {"pk": pk, **{f"new_{name}": fields[name] for name in names}}
+            for pk, fields in sorted(latest.items())
+        ],
+    )
 
 
 async def _misplaced(rows: list[Row], conn: AsyncConnection) -> list[tuple[Row, str]]:
