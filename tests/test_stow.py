@@ -159,6 +159,19 @@ def test_an_instance_with_an_invalid_required_uid_fails_with_43264(
     assert blob_files(settings) == []
 
 
+@pytest.mark.parametrize("where", ["in the pixel data", "in the header"])
+def test_a_truncated_file_fails_with_43264(client: Client, settings: Settings, where: str) -> None:
+    """A value shorter than its declared length (PS3.5 7.1) makes a file that is not DICOM."""
+    if where == "in the pixel data":
+        body = to_bytes(make_dataset(rows=16, columns=16))[:-100]
+    else:
+        body = to_bytes(make_dataset(PixelData=None, CommentsOnThePerformedProcedureStep="x" * 200))[:-100]
+    response = store(client, body)
+    assert response.status_code == 409, response.text
+    assert failure_reasons(response) == [CANNOT_UNDERSTAND]
+    assert blob_files(settings) == []
+
+
 def test_other_content_under_a_stored_sop_instance_uid_fails_with_45070(
     client: Client, settings: Settings
 ) -> None:

@@ -154,6 +154,18 @@ def test_instance_metadata_matches_the_stored_header(client: Client, stored: dic
     assert ds.StudyDate == "20240101"
 
 
+def test_binary_values_up_to_1024_bytes_are_inline_in_the_metadata(client: Client) -> None:
+    """PS3.18 F.2.7: a binary value is given inline or by BulkDataURI, never silently left out."""
+    ds = make_dataset()
+    ds.add_new(0x00091010, "LO", "TESSERA")  # private creator
+    ds.add_new(0x00091011, "OB", bytes(range(256)) * 3 + bytes(200))  # 968 bytes
+    body, content_type = multipart([to_bytes(ds)])
+    assert client.post("/v2/studies", content=body, headers={"Content-Type": content_type}).status_code == 200
+    url = instance_url(ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID) + "/metadata"
+    (document,) = metadata(client, url)
+    assert pydicom.Dataset.from_json(document)[0x00091011].value == bytes(range(256)) * 3 + bytes(200)
+
+
 def test_metadata_without_an_accept_header_is_dicom_json(client: Client, stored: dict[str, bytes]) -> None:
     response = client.get(f"/v2/studies/{STUDY}/metadata")
     assert response.status_code == 200
