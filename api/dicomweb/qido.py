@@ -22,8 +22,7 @@ async def _search(request: Request[Any, Any, Any], runtime: RuntimeDep, scope: S
     query = parse_query(scope, list(request.query_params.multi_items()))
     result = await search(runtime.db, scope, query, dicomweb_base(request))
     headers = {}
-    if result.more_available or result.limit_was_capped:
-        # PS3.18 8.3.4.4: say when the server's maximum cut the answer short
+    if result.cut_short:  # PS3.18 8.3.4.4
         headers["Warning"] = (
             '299 tessera: "The number of results exceeded the maximum supported by the server. '
             'Additional results can be requested with offset."'

@@ -16,7 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from domain.dicom.attributes import BY_KEYWORD, COMPUTED, Level
-from domain.dicom.fast_json import IN_FILE, header_json
+from domain.dicom.fast_json import header_json
 from domain.dicom.names import name_words, normalize_person_name
 from domain.dicom.uids import is_valid_uid
 
@@ -45,20 +45,39 @@ class Header:
     instance: dict[str, Any]
     dicom_json: str
     warnings: list[str] = field(default_factory=list)
+    preamble_missing: bool = False
 
 
 def read_header(path: Path) -> Header:
     """Parse `path` without its pixel data; raise UnreadableInstance for what cannot be stored."""
     with open(path, "rb") as fp:
         try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=_meta_without_preamble(fp))
             position = fp.tell()
-        except InvalidDicomError as exc:
-            raise UnreadableInstance(f"not a DICOM Part-10 file: {exc}") from None
+            if not getattr(ds, "file_meta", None):
+                raise InvalidDicomError
+        except InvalidDicomError:
+            raise UnreadableInstance(
+                "not a DICOM Part-10 file: it lacks the 128-byte preamble, the 'DICM' prefix "
+                "and the file meta information (PS3.10 7.1)"
+            ) from None
         except Exception as exc:  # pydicom raises many types for broken bytes
             raise UnreadableInstance(f"the DICOM header cannot be read: {exc}") from None
-        _check_pixel_data_complete(fp, position, os.fstat(fp.fileno()).st_size, ds)
-    return header_of(ds)
+        size = os.fstat(fp.fileno()).st_size
+        _check_values_complete(ds, size)
+        _check_pixel_data_complete(fp, position, size, ds)
+    header = header_of(ds)
+    header.preamble_missing = ds.preamble is None
+    return header
+
+
+def _meta_without_preamble(fp: Any) -> bool:
+    """Some writers (pydicom's dcmwrite of a dataset built in memory, so dicomweb-client) send
+    the file meta group without the preamble and 'DICM' of PS3.10 7.1; such a stream is
+    unambiguous, so it is read and stored with a preamble added."""
+    head = fp.read(132)
+    fp.seek(0)
+    return bool(head[128:132] != b"DICM" and head[:2] == b"\x02\x00" and head[4:6].isalpha())
 
 
 def header_of(ds: Dataset) -> Header:
@@ -66,9 +85,9 @@ def header_of(ds: Dataset) -> Header:
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "").rstrip("\x00 ")
     if not transfer_syntax or not is_valid_uid(transfer_syntax):
         raise UnreadableInstance("the file meta information has no valid TransferSyntaxUID (0002,0010)")
-    body = json_dict(ds, transfer_syntax)
-    uids = {keyword: _required_uid(body, keyword) for keyword in REQUIRED_UIDS}
     warnings: list[str] = []
+    body = json_dict(ds, transfer_syntax, warnings)
+    uids = {keyword: _required_uid(body, keyword) for keyword in REQUIRED_UIDS}
     values = {level: _index_values(body, ds, level, warnings) for level in Level}
     return Header(
         study_uid=uids["StudyInstanceUID"],
@@ -84,29 +103,15 @@ def header_of(ds: Dataset) -> Header:
     )
 
 
-def json_dict(ds: Dataset, transfer_syntax: str) -> dict[str, Any]:
+def json_dict(ds: Dataset, transfer_syntax: str, warnings: list[str]) -> dict[str, Any]:
     """DICOM JSON (PS3.18 Annex F) of the header; large binary values are left to the file."""
-    body = header_json(ds, inline_limit=INLINE_BINARY_LIMIT, pydicom_json=_pydicom_json)
-    _strip_bulk_data(body)
-    body["00020010"] = {"vr": "UI", "Value": [transfer_syntax]}
-    return dict(sorted(body.items()))
-
-
-def _pydicom_json(ds: Dataset) -> dict[str, Any]:
-    return ds.to_json_dict(
-        bulk_data_threshold=INLINE_BINARY_LIMIT,
-        bulk_data_element_handler=lambda _: IN_FILE,
-        suppress_invalid_tags=True,
-    )
-
-
-def _strip_bulk_data(body: dict[str, Any]) -> None:
-    for tag, element in list(body.items()):
-        if element.get("BulkDataURI") == IN_FILE:
-            del body[tag]
-        elif element.get("vr") == "SQ":
-            for item in element.get("Value", ()):
-                _strip_bulk_data(item)
+    encoded = header_json(ds, inline_limit=INLINE_BINARY_LIMIT)
+    for tag in encoded.invalid:
+        warnings.append(
+            f"DICOM100: {_tag(tag)} - the value does not conform to its VR; left out of the metadata"
+        )
+    encoded.body["00020010"] = {"vr": "UI", "Value": [transfer_syntax]}
+    return dict(sorted(encoded.body.items()))
 
 
 def _first(body: dict[str, Any], tag: str) -> Any:
@@ -195,6 +200,19 @@ def parse_time(value: str) -> str:
     return f"{whole.ljust(6, '0')}.{fraction.ljust(6, '0')}"
 
 
+def _check_values_complete(ds: Dataset, size: int) -> None:
+    """PS3.5 7.1: a value holds exactly its declared length; a shorter one means the file was cut."""
+    for raw in ds.elements():
+        length, start = getattr(raw, "length", None), getattr(raw, "value_tell", 0)
+        if length is None or length == 0xFFFFFFFF or not isinstance(raw.value, bytes):
+            continue
+        if len(raw.value) != length or start + length > size:
+            raise UnreadableInstance(
+                f"the value of {_tag(raw.tag)} is {length} bytes but the file ends after "
+                f"{max(size - start, 0)} (truncated)"
+            )
+
+
 def _check_pixel_data_complete(fp: Any, position: int, size: int, ds: Dataset) -> None:
     """Reject a file cut short inside its pixel data, which a header-only read cannot notice."""
     fp.seek(position)
@@ -230,6 +248,6 @@ def _check_fragments_complete(fp: Any, offset: int, size: int, order: str) -> No
     raise UnreadableInstance("the encapsulated pixel data ends without its delimiter (truncated)")
 
 
-def _tag(keyword: str) -> str:
+def _tag(keyword: str | int) -> str:
     tag = Tag(keyword)
     return f"({tag.group:04X},{tag.element:04X})"

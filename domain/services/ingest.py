@@ -159,6 +159,8 @@ class IngestService:
                 _discard(incoming)
                 continue
             path = incoming.path if incoming.owned else self._copy_to_spool(incoming.path)
+            if header.preamble_missing:
+                _add_preamble(path)
             sha256, size = _zero_preamble_and_hash(path)
             prepared.append((Row(header, sha256, size, new_blob_key()), path))
         return prepared
@@ -184,6 +186,15 @@ def _zero_preamble_and_hash(path: Path) -> tuple[str, int]:
             sha.update(chunk)
             size += len(chunk)
     return sha.hexdigest(), size
+
+
+def _add_preamble(path: Path) -> None:
+    """PS3.10 7.1: a Part-10 file starts with a 128-byte preamble and 'DICM'."""
+    complete = path.with_name(path.name + ".part10")
+    with open(path, "rb") as src, open(complete, "wb") as dst:
+        dst.write(bytes(PREAMBLE) + b"DICM")
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+    complete.replace(path)
 
 
 def _discard(incoming: IncomingFile) -> None:

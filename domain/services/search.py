@@ -84,14 +84,13 @@ class Query:
     limit: int = MAX_RESULTS
     offset: int = 0
     fuzzy: bool = False
-    limit_was_capped: bool = False
+    limit_is_the_servers: bool = True  # no limit given, or one above MAX_RESULTS
 
 
 @dataclass
 class SearchResult:
     matches: list[dict[str, Any]]
-    more_available: bool  # the server's maximum cut the answer short
-    limit_was_capped: bool
+    cut_short: bool  # PS3.18 8.3.4.4: the server's maximum, not the client's limit, ended it
 
 
 def parse_query(scope: Scope, params: Sequence[tuple[str, str]]) -> Query:
@@ -128,8 +127,9 @@ def _control(query: Query, key: str, value: str) -> None:
             raise InvalidRequest(f"{key} must be a whole number, got {value!r}") from None
         if number < (1 if key == "limit" else 0):
             raise InvalidRequest(f"{key} must be at least {1 if key == 'limit' else 0}, got {number}")
-        if key == "limit" and number > MAX_RESULTS:
-            number, query.limit_was_capped = MAX_RESULTS, True
+        if key == "limit":
+            query.limit_is_the_servers = number > MAX_RESULTS
+            number = min(number, MAX_RESULTS)
         setattr(query, key, number)
     else:
         if value.lower() not in ("true", "false"):
@@ -158,9 +158,9 @@ async def search(db: Database, scope: Scope, query: Query, base_url: str) -> Sea
     statement = _statement(scope, query)
     async with db.read() as conn:
         rows = (await conn.execute(statement)).all()
-    more = len(rows) > query.limit
+    cut_short = query.limit_is_the_servers and len(rows) > query.limit
     answers = [_answer(scope, query, row._mapping, base_url) for row in rows[: query.limit]]
-    return SearchResult(answers, more, query.limit_was_capped)
+    return SearchResult(answers, cut_short)
 
 
 def _statement(scope: Scope, query: Query) -> Select[Any]:
@@ -233,7 +233,7 @@ def _answer(scope: Scope, query: Query, row: Any, base_url: str) -> dict[str, An
             answer[tag] = header[tag]
     if query.include_all:
         extra = (
-            header
+            {t: v for t, v in header.items() if not t.startswith("0002")}
             if scope.level is Level.INSTANCE
             else {t: header[t] for t in ALL_EXTRA[scope.level] if t in header}
         )
