@@ -137,6 +137,11 @@ def _required_uid(body: dict[str, Any], keyword: str) -> str:
     return value
 
 
+def index_values(body: dict[str, Any], level: Level) -> dict[str, Any]:
+    """A level's index columns from an instance's stored DICOM JSON."""
+    return _index_values(body, Dataset(), level, [])
+
+
 def _index_values(body: dict[str, Any], ds: Dataset, level: Level, warnings: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in BY_KEYWORD.values():

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import Counter
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.blobs import BlobStore
 from domain.db import Database
 from domain.errors import NotFound
 from domain.model import Instance, Series, Study
-from domain.services.indexing import refresh_study_summaries
-from domain.services.retrieve import _narrow, _what
+from domain.services.indexing import refresh_from_newest, refresh_study_summaries
+from domain.services.retrieve import describe, narrow
 
 
 async def delete_instances(
@@ -26,33 +27,33 @@ async def delete_instances(
     sop_instance_uid: str | None = None,
 ) -> int:
     """Remove what the URL names; returns how many instances went. NotFound when nothing."""
-    statement = (
-        select(Instance.id, Instance.blob_key, Instance.series_pk, Instance.study_pk)
-        .join(Study, Study.id == Instance.study_pk)
-        .where(Study.study_uid == study_uid)
-    )
-    statement = _narrow(statement, series_uid, sop_instance_uid)
+    missing = NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
     async with db.write() as conn:
-        rows = (await conn.execute(statement)).all()
-        if not rows:
-            raise NotFound(_what(study_uid, series_uid, sop_instance_uid) + " is not stored here")
-        await conn.execute(delete(Instance).where(Instance.id.in_([r.id for r in rows])))
-        for table, counts in (
-            (Series, Counter(r.series_pk for r in rows)),
-            (Study, Counter(r.study_pk for r in rows)),
-        ):
-            for pk, n in sorted(counts.items()):
-                await conn.execute(
-                    update(table)
-                    .where(table.id == pk)
-                    .values(number_of_instances=table.number_of_instances - n)
-                )
-        study_pks = {r.study_pk for r in rows}
-        await conn.execute(
-            delete(Series).where(Series.study_pk.in_(study_pks), Series.number_of_instances <= 0)
+        # The study's row lock first, as ingest takes it: concurrent writers queue, never deadlock.
+        study_pk = await conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
+        if study_pk is None:
+            raise missing
+        statement = select(Instance.id, Instance.blob_key, Instance.series_pk).where(
+            Instance.study_pk == study_pk
         )
-        await conn.execute(delete(Study).where(Study.id.in_(study_pks), Study.number_of_instances <= 0))
-        await refresh_study_summaries(conn, study_pks)
+        rows = (await conn.execute(narrow(statement, series_uid, sop_instance_uid))).all()
+        if not rows:
+            raise missing
+        await conn.execute(delete(Instance).where(Instance.id.in_([r.id for r in rows])))
+        await _subtract(conn, Study, Counter({study_pk: len(rows)}))
+        series_counts = Counter(r.series_pk for r in rows)
+        await _subtract(conn, Series, series_counts)
+        await conn.execute(delete(Series).where(Series.study_pk == study_pk, Series.number_of_instances <= 0))
+        await conn.execute(delete(Study).where(Study.id == study_pk, Study.number_of_instances <= 0))
+        await refresh_from_newest(conn, {study_pk}, set(series_counts))
+        await refresh_study_summaries(conn, {study_pk})
     for row in rows:
         await blobs.delete(row.blob_key)
     return len(rows)
+
+
+async def _subtract(conn: AsyncConnection, table: type[Study] | type[Series], counts: Counter[int]) -> None:
+    for pk, n in sorted(counts.items()):
+        await conn.execute(
+            update(table).where(table.id == pk).values(number_of_instances=table.number_of_instances - n)
+        )

@@ -6,6 +6,7 @@ one order, so concurrent requests into one study queue instead of racing on its 
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.dicom.header import Header
+from domain.dicom.attributes import Level
+from domain.dicom.header import Header, index_values
 from domain.model import Instance, Series, Study
 
 
@@ -105,6 +107,21 @@ async def refresh_study_summaries(conn: AsyncConnection, study_pks: Iterable[int
                 modalities_in_study="\\".join(sorted(modalities[pk])) or None,
             )
         )
+
+
+async def refresh_from_newest(conn: AsyncConnection, study_pks: set[int], series_pks: set[int]) -> None:
+    """After a delete, study and series attributes are those of their newest remaining instance."""
+    for table, parent, pks, level in (
+        (Study, Instance.study_pk, study_pks, Level.STUDY),
+        (Series, Instance.series_pk, series_pks, Level.SERIES),
+    ):
+        for pk in sorted(pks):
+            newest = await conn.scalar(
+                select(Instance.dicom_json).where(parent == pk).order_by(Instance.id.desc()).limit(1)
+            )
+            if newest is not None:
+                values = index_values(json.loads(newest), level)
+                await conn.execute(update(table).where(table.id == pk).values(**values))
 
 
 async def _claim(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from domain.db import Database
 from domain.errors import NotFound
@@ -29,11 +30,11 @@ async def find_files(
         .where(Study.study_uid == study_uid)
         .order_by(Instance.series_pk, Instance.id)
     )
-    statement = _narrow(statement, series_uid, sop_instance_uid)
+    statement = narrow(statement, series_uid, sop_instance_uid)
     async with db.read() as conn:
         files = [StoredFile(*row) for row in await conn.execute(statement)]
     if not files:
-        raise NotFound(_what(study_uid, series_uid, sop_instance_uid) + " is not stored here")
+        raise NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
     return files
 
 
@@ -47,15 +48,16 @@ async def retrieve_metadata(
         .where(Study.study_uid == study_uid)
         .order_by(Instance.series_pk, Instance.id)
     )
-    statement = _narrow(statement, series_uid, sop_instance_uid)
+    statement = narrow(statement, series_uid, sop_instance_uid)
     async with db.read() as conn:
         documents = list((await conn.execute(statement)).scalars())
     if not documents:
-        raise NotFound(_what(study_uid, series_uid, sop_instance_uid) + " is not stored here")
+        raise NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
     return documents
 
 
-def _narrow(statement, series_uid: str | None, sop_instance_uid: str | None):  # type: ignore[no-untyped-def]
+def narrow(statement: Select[Any], series_uid: str | None, sop_instance_uid: str | None) -> Select[Any]:
+    """Only the instances of the series, or the one instance, the URL names."""
     if series_uid is not None:
         statement = statement.join(Series, Series.id == Instance.series_pk).where(
             Series.series_uid == series_uid
@@ -65,7 +67,7 @@ def _narrow(statement, series_uid: str | None, sop_instance_uid: str | None):  #
     return statement
 
 
-def _what(study_uid: str, series_uid: str | None, sop_instance_uid: str | None) -> str:
+def describe(study_uid: str, series_uid: str | None, sop_instance_uid: str | None) -> str:
     if sop_instance_uid:
         return f"instance {sop_instance_uid} of series {series_uid} in study {study_uid}"
     if series_uid:
