@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 
 from domain.db import Database
 from domain.errors import NotFound
 from domain.model import Instance, Series, Study
+
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ async def retrieve_metadata(
     return documents
 
 
-def narrow(statement: Select[Any], series_uid: str | None, sop_instance_uid: str | None) -> Select[Any]:
+def narrow(statement: SelectT, series_uid: str | None, sop_instance_uid: str | None) -> SelectT:
     """Only the instances of the series, or the one instance, the URL names."""
     if series_uid is not None:
         statement = statement.join(Series, Series.id == Instance.series_pk).where(
