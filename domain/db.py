@@ -23,13 +23,13 @@ _MIGRATION_LOCK = 0x7E55E7A  # PostgreSQL advisory lock id: one migrator at a ti
 class Database:
     """Engines for reading and writing; SQLite writers take the write lock up front."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-            self.reader = _sqlite_engine(url, begin="BEGIN")
-            self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+            self.reader = _sqlite_engine(url, begin="BEGIN", durable=durable)
+            self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", durable=durable)
         else:
             self.reader = self.writer = create_async_engine(
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True
@@ -38,7 +38,7 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(settings.effective_database_url)
+        return cls(settings.effective_database_url, durable=settings.fsync)
 
     @property
     def insert(self) -> Any:
@@ -80,7 +80,7 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
+def _sqlite_engine(url: str, *, begin: str, durable: bool) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 60})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -89,7 +89,8 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=NORMAL",
+            # FULL: a commit survives power loss, as the fsynced files it indexes do
+            "synchronous=FULL" if durable else "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=60000",
             "case_sensitive_like=ON",  # PS3.4 C.2.2.2.4: wildcard matching is case-sensitive

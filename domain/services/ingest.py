@@ -80,16 +80,16 @@ class IngestService:
             return outcome
         written: list[Row] = []
         try:
-            for row, path in prepared:
-                await self.blobs.put(row.blob_key, path, move=True)
-                written.append(row)
+            async with anyio.create_task_group() as group:  # files flush to disk in parallel
+                for row, path in prepared:
+                    group.start_soon(self._put, row, path, written)
             async with self.db.write() as conn:
                 result = await index_batch(conn, written)
         except Exception:
             log.exception("storing a batch of %d instances failed", len(prepared))
             for row in written:
                 await self.blobs.delete(row.blob_key)
-            for _, path in prepared[len(written) :]:
+            for _, path in prepared:
                 path.unlink(missing_ok=True)
             outcome.failed.extend(
                 _failed(
@@ -121,6 +121,10 @@ class IngestService:
             for r, study in result.misplaced
         )
         return outcome
+
+    async def _put(self, row: Row, path: Path, written: list[Row]) -> None:
+        await self.blobs.put(row.blob_key, path, move=True)
+        written.append(row)
 
     def _prepare_all(
         self, files: Sequence[IncomingFile], study_uid: str | None, outcome: StoreOutcome
