@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from domain.blobs import LocalBlobStore
 from domain.db import Database
@@ -21,6 +23,7 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         """Create the data folders and bring the index schema up to date."""
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_spool(settings.spool_dir)
         db = Database.from_settings(settings)
         await db.migrate()
         blobs = LocalBlobStore(settings.blob_dir, fsync=settings.fsync)
@@ -28,3 +31,17 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.db.dispose()
+
+
+STALE_SPOOL_SECONDS = 3600
+
+
+def _sweep_spool(spool_dir: Path) -> None:
+    """Uploads left behind by a crash are never referenced; other workers' live ones are young."""
+    cutoff = time.time() - STALE_SPOOL_SECONDS
+    for path in spool_dir.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
