@@ -382,7 +382,7 @@ def test_a_body_over_the_configured_maximum_is_413(settings: Settings) -> None:
     small = settings.with_(max_request_bytes=1000)
     body, content_type = multipart([to_bytes(make_dataset()), to_bytes(make_dataset())])
     assert len(body) > 1000
-    with TestClient(create_app(small), base_url="http://testserver") as client:
+    with TestClient(create_app(small), base_url="http://testserver.local") as client:
         response = client.post("/v2/studies", content=body, headers={"Content-Type": content_type})
         assert response.status_code == 413, response.text
         assert instances_found(client) == []
@@ -393,7 +393,7 @@ def test_a_body_over_the_configured_maximum_is_413(settings: Settings) -> None:
 def test_a_body_within_the_configured_maximum_is_stored(settings: Settings) -> None:
     body, content_type = multipart([to_bytes(make_dataset())])
     with TestClient(
-        create_app(settings.with_(max_request_bytes=len(body))), base_url="http://testserver"
+        create_app(settings.with_(max_request_bytes=len(body))), base_url="http://testserver.local"
     ) as client:
         response = client.post("/v2/studies", content=body, headers={"Content-Type": content_type})
         assert response.status_code == 200, response.text
