@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, select, update
 
 from domain.blobs import BlobStore
 from domain.db import Database
@@ -28,32 +27,41 @@ async def delete_instances(
 ) -> int:
     """Remove what the URL names; returns how many instances went. NotFound when nothing."""
     missing = NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
-    async with db.write() as conn:
-        # The study's row lock first, as ingest takes it: concurrent writers queue, never deadlock.
-        study_pk = await conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
-        if study_pk is None:
-            raise missing
-        statement = select(Instance.id, Instance.blob_key, Instance.series_pk).where(
-            Instance.study_pk == study_pk
-        )
-        rows = (await conn.execute(narrow(statement, series_uid, sop_instance_uid))).all()
-        if not rows:
-            raise missing
-        await conn.execute(delete(Instance).where(Instance.id.in_([r.id for r in rows])))
-        await _subtract(conn, Study, Counter({study_pk: len(rows)}))
-        series_counts = Counter(r.series_pk for r in rows)
-        await _subtract(conn, Series, series_counts)
-        await conn.execute(delete(Series).where(Series.study_pk == study_pk, Series.number_of_instances <= 0))
-        await conn.execute(delete(Study).where(Study.id == study_pk, Study.number_of_instances <= 0))
-        await refresh_from_newest(conn, {study_pk}, set(series_counts))
-        await refresh_study_summaries(conn, {study_pk})
-    for row in rows:
-        await blobs.delete(row.blob_key)
-    return len(rows)
+    blob_keys = await db.write(_delete_rows, study_uid, series_uid, sop_instance_uid)
+    if not blob_keys:
+        raise missing
+    for key in blob_keys:
+        await blobs.delete(key)
+    return len(blob_keys)
 
 
-async def _subtract(conn: AsyncConnection, table: type[Study] | type[Series], counts: Counter[int]) -> None:
+def _delete_rows(
+    conn: Connection, study_uid: str, series_uid: str | None, sop_instance_uid: str | None
+) -> list[str]:
+    """The index half of a delete, in one transaction; returns the blobs to remove after it."""
+    # The study's row lock first, as ingest takes it: concurrent writers queue, never deadlock.
+    study_pk = conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
+    if study_pk is None:
+        return []
+    statement = select(Instance.id, Instance.blob_key, Instance.series_pk).where(
+        Instance.study_pk == study_pk
+    )
+    rows = conn.execute(narrow(statement, series_uid, sop_instance_uid)).all()
+    if not rows:
+        return []
+    conn.execute(delete(Instance).where(Instance.id.in_([r.id for r in rows])))
+    _subtract(conn, Study, Counter({study_pk: len(rows)}))
+    series_counts = Counter(r.series_pk for r in rows)
+    _subtract(conn, Series, series_counts)
+    conn.execute(delete(Series).where(Series.study_pk == study_pk, Series.number_of_instances <= 0))
+    conn.execute(delete(Study).where(Study.id == study_pk, Study.number_of_instances <= 0))
+    refresh_from_newest(conn, {study_pk}, set(series_counts))
+    refresh_study_summaries(conn, {study_pk})
+    return [r.blob_key for r in rows]
+
+
+def _subtract(conn: Connection, table: type[Study] | type[Series], counts: Counter[int]) -> None:
     for pk, n in sorted(counts.items()):
-        await conn.execute(
+        conn.execute(
             update(table).where(table.id == pk).values(number_of_instances=table.number_of_instances - n)
         )

@@ -83,8 +83,7 @@ class IngestService:
             async with anyio.create_task_group() as group:  # files flush to disk in parallel
                 for row, path in prepared:
                     group.start_soon(self._put, row, path, written)
-            async with self.db.write() as conn:
-                result = await index_batch(conn, written)
+            result = await self.db.write(index_batch, written)
         except Exception:
             log.exception("storing a batch of %d instances failed", len(prepared))
             for row in written:
