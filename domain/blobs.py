@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import anyio
 
 CHUNK = 1024 * 1024
+_FLUSHERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 
 
 def new_blob_key() -> str:
@@ -18,8 +20,8 @@ def new_blob_key() -> str:
 
 
 class BlobStore(Protocol):
-    async def put(self, key: str, source: Path, *, move: bool) -> None:
-        """Store the file at `source` under `key`; `move` lets the store take the file itself."""
+    async def put(self, files: Sequence[tuple[str, Path]]) -> None:
+        """Take each spooled file and keep it under its key; a file is whole or absent."""
 
     def open(self, key: str) -> AsyncIterator[bytes]:
         """The stored bytes in chunks."""
@@ -31,7 +33,8 @@ class BlobStore(Protocol):
 
 
 class LocalBlobStore:
-    """A folder: blobs/ab/cd/abcd….dcm, written by rename so a blob is whole or absent."""
+    """A folder: blobs/ab/cd/abcd….dcm. Spooled files are renamed into place, on the same
+    file system, so storing costs no copy; with `fsync`, each is flushed to disk first."""
 
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
@@ -41,25 +44,16 @@ class LocalBlobStore:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:4] / f"{key}.dcm"
 
-    async def put(self, key: str, source: Path, *, move: bool) -> None:
-        await anyio.to_thread.run_sync(self._put, key, source, move)
+    async def put(self, files: Sequence[tuple[str, Path]]) -> None:
+        await anyio.to_thread.run_sync(self._put, files)
 
-    def _put(self, key: str, source: Path, move: bool) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            if self.fsync:
-                _fsync_file(source)
+    def _put(self, files: Sequence[tuple[str, Path]]) -> None:
+        if self.fsync:  # flushes run side by side: the disk merges them into fewer commits
+            list(_FLUSHERS.map(_fsync_file, [source for _, source in files]))
+        for key, source in files:
+            target = self.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-            return
-        partial = target.with_suffix(".partial")
-        with open(source, "rb") as src, open(partial, "wb") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-            if self.fsync:
-                dst.flush()
-                os.fsync(dst.fileno())
-        os.replace(partial, target)
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
         async with await anyio.open_file(self.path(key), "rb") as file:

@@ -78,17 +78,14 @@ class IngestService:
         prepared = await anyio.to_thread.run_sync(self._prepare_all, files, study_uid, outcome)
         if not prepared:
             return outcome
-        written: list[Row] = []
+        rows = [row for row, _ in prepared]
         try:
-            async with anyio.create_task_group() as group:  # files flush to disk in parallel
-                for row, path in prepared:
-                    group.start_soon(self._put, row, path, written)
-            result = await self.db.write(index_batch, written)
+            await self.blobs.put([(row.blob_key, path) for row, path in prepared])
+            result = await self.db.write(index_batch, rows)
         except Exception:
             log.exception("storing a batch of %d instances failed", len(prepared))
-            for row in written:
+            for row, path in prepared:
                 await self.blobs.delete(row.blob_key)
-            for _, path in prepared:
                 path.unlink(missing_ok=True)
             outcome.failed.extend(
                 _failed(
@@ -120,10 +117,6 @@ class IngestService:
             for r, study in result.misplaced
         )
         return outcome
-
-    async def _put(self, row: Row, path: Path, written: list[Row]) -> None:
-        await self.blobs.put(row.blob_key, path, move=True)
-        written.append(row)
 
     def _prepare_all(
         self, files: Sequence[IncomingFile], study_uid: str | None, outcome: StoreOutcome
