@@ -159,7 +159,8 @@ async def search(db: Database, scope: Scope, query: Query, base_url: str) -> Sea
     async with db.read() as conn:
         rows = (await conn.execute(statement)).all()
     cut_short = query.limit_is_the_servers and len(rows) > query.limit
-    answers = [_answer(scope, query, row._mapping, base_url) for row in rows[: query.limit]]
+    plan = _plan(scope, query)
+    answers = [_answer(scope, query, plan, row._mapping, base_url) for row in rows[: query.limit]]
     return SearchResult(answers, cut_short)
 
 
@@ -206,44 +207,48 @@ def _header_json(level: Level) -> Any:
     ).scalar_subquery()
 
 
-def _answer(scope: Scope, query: Query, row: Any, base_url: str) -> dict[str, Any]:
-    answer: dict[str, Any] = {}
-    uids = {
-        level: row[f"{level.value}.{BY_KEYWORD[_UID_OF[level]].column}"]
-        for level in Level
-        if f"{level.value}.id" in row
-    }
-    for level in Level:
-        if level in uids:
-            answer[BY_KEYWORD[_UID_OF[level]].tag] = element("UI", uids[level])
-    for level in scope.levels:
-        for keyword in DEFAULT_RETURN[level]:
-            attribute = BY_KEYWORD[keyword]
-            answer[attribute.tag] = element(attribute.vr, row[f"{level.value}.{attribute.column}"])
-    for attribute, _ in query.filters:
-        answer.setdefault(
-            attribute.tag, element(attribute.vr, row[f"{attribute.level.value}.{attribute.column}"])
+def _plan(scope: Scope, query: Query) -> list[tuple[str, str, str]]:
+    """(tag, VR, row key) of every attribute answered from the index's own columns."""
+    plan: dict[str, tuple[str, str, str]] = {}
+    present = {Level.STUDY, *scope.levels, scope.level}
+    if scope.level is not Level.STUDY:
+        present.add(Level.SERIES)
+    wanted = [BY_KEYWORD[_UID_OF[level]] for level in Level if level in present]
+    wanted += [BY_KEYWORD[keyword] for level in scope.levels for keyword in DEFAULT_RETURN[level]]
+    wanted += [attribute for attribute, _ in query.filters]
+    wanted += [BY_TAG[tag] for tag in query.include if tag in BY_TAG and BY_TAG[tag].level in present]
+    for attribute in wanted:
+        plan.setdefault(
+            attribute.tag, (attribute.tag, attribute.vr, f"{attribute.level.value}.{attribute.column}")
         )
-    header = json.loads(row["header"]) if row.get("header") else {}
-    for tag in query.include:
-        included = BY_TAG.get(tag)
-        if included is not None and f"{included.level.value}.id" in row:
-            answer[tag] = element(included.vr, row[f"{included.level.value}.{included.column}"])
-        elif tag in header:
-            answer[tag] = header[tag]
-    if query.include_all:
-        extra = (
-            {t: v for t, v in header.items() if not t.startswith("0002")}
-            if scope.level is Level.INSTANCE
-            else {t: header[t] for t in ALL_EXTRA[scope.level] if t in header}
-        )
-        for tag, value in extra.items():
-            answer.setdefault(tag, value)
-    answer["00080056"] = element("CS", "ONLINE")
-    answer["00081190"] = element(
-        "UR", retrieve_url(base_url, *(uids[level] for level in Level if level in uids))
-    )
+    return list(plan.values())
+
+
+def _answer(
+    scope: Scope, query: Query, plan: list[tuple[str, str, str]], row: Any, base_url: str
+) -> dict[str, Any]:
+    answer = {tag: element(vr, row[key]) for tag, vr, key in plan}
+    if "header" in row:
+        header = json.loads(row["header"]) if row["header"] else {}
+        for tag in query.include:
+            if tag in header:
+                answer.setdefault(tag, header[tag])
+        if query.include_all:
+            extra = (
+                [t for t in header if not t.startswith("0002")]
+                if scope.level is Level.INSTANCE
+                else [t for t in ALL_EXTRA[scope.level] if t in header]
+            )
+            for tag in extra:
+                answer.setdefault(tag, header[tag])
+    uids = [row[key] for key in _UID_KEYS if key in row]
+    answer["00080056"] = _ONLINE
+    answer["00081190"] = element("UR", retrieve_url(base_url, *uids))
     return dict(sorted(answer.items()))
+
+
+_ONLINE = {"vr": "CS", "Value": ["ONLINE"]}
+_UID_KEYS = ("study.study_uid", "series.series_uid", "instance.sop_instance_uid")
 
 
 def retrieve_url(
