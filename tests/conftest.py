@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +35,10 @@ def dicom_file(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A fresh database for this pytest worker and run, dropped at the end of the session."""
-    name = f"tessera_test_{testrun_uid[:12]}_{worker_id}"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:12]
+    name = f"tessera_test_{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     try:
         asyncio.run(_recreate(POSTGRES_URL, name))
     except (OSError, asyncpg.PostgresError) as exc:

@@ -101,12 +101,10 @@ def in_memory_dataset(**kwargs: Any) -> pydicom.Dataset:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def archive(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
-) -> Iterator[Archive]:
+def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with (
-        _database(request.param, worker_id) as database_url,
+        _database(request.param) as database_url,
         running_server(workdir, database_url=database_url) as server,
     ):
         client = DICOMwebClient(url=server.dicomweb_url)
@@ -121,10 +119,10 @@ def archive(
         )
 
 
-def _database(backend: str, worker_id: str) -> Any:
+def _database(backend: str) -> Any:
     if backend == "sqlite":
         return nullcontext(None)
-    return postgres_database(f"tessera_e2e_{worker_id}")
+    return postgres_database(f"tessera_e2e_{os.getpid()}")
 
 
 def uids_of(matches: list[dict[str, Any]], tag: str) -> set[str]:
