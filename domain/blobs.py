@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -27,6 +28,9 @@ class BlobStore(Protocol):
         """The stored bytes in chunks."""
 
     async def size(self, key: str) -> int: ...
+
+    def local_file(self, key: str) -> AbstractAsyncContextManager[Path]:
+        """The blob as a local file for random access (frames, rendering, transcoding)."""
 
     async def delete(self, key: str) -> None:
         """Remove the blob; a missing one is not an error."""
@@ -67,6 +71,10 @@ class LocalBlobStore:
                 chunk = await anyio.to_thread.run_sync(file.read, CHUNK)
         finally:
             file.close()
+
+    @asynccontextmanager
+    async def local_file(self, key: str) -> AsyncIterator[Path]:
+        yield self.path(key)
 
     async def size(self, key: str) -> int:
         return (await anyio.Path(self.path(key)).stat()).st_size
