@@ -10,95 +10,88 @@ from litestar import Request, Response, get
 from litestar.response import Stream
 
 from api.deps import PathStr, RuntimeDep
-from api.dicomweb.media import DICOM, DICOM_JSON, MULTIPART, MediaRange, parse_accept
+from api.dicomweb.media import DICOM, DICOM_JSON, MULTIPART, parse_accept
+from api.dicomweb.negotiation import ZIP, choose_representation
 from api.dicomweb.urls import path_uids
+from api.dicomweb.zipstream import zip_stream
 from domain.blobs import BlobStore
-from domain.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from domain.errors import NotAcceptable
+from domain.services.renditions import AS_STORED, Rendition, rendition
 from domain.services.retrieve import StoredFile, find_files, retrieve_metadata
-
-AS_STORED = "*"
-
-
-def choose_representation(
-    accept: str | None, files: Sequence[StoredFile], *, single: bool
-) -> tuple[str, str]:
-    """PS3.18 8.7: the first acceptable (media type, transfer syntax), most preferred first.
-
-    `*` keeps the stored syntax; a media type without transfer-syntax means Explicit VR Little
-    Endian (PS3.18 8.7.3.5.2). Until transcoding lands, a syntax other than the stored one is 406.
-    """
-    stored = {f.transfer_syntax_uid for f in files}
-    for media in parse_accept(accept):
-        candidate = _candidate(media, single)
-        if candidate is None:
-            continue
-        media_type, syntax = candidate
-        if syntax == AS_STORED or stored == {syntax}:
-            return media_type, syntax
-    raise NotAcceptable(
-        f"cannot answer Accept {accept!r}: the instances are stored as {', '.join(sorted(stored))}; "
-        f'ask for multipart/related; type="{DICOM}"; transfer-syntax=* to get them as stored'
-    )
-
-
-def _candidate(media: MediaRange, single: bool) -> tuple[str, str] | None:
-    syntax = media.params.get("transfer-syntax", EXPLICIT_VR_LITTLE_ENDIAN)
-    if media.type in ("*/*", "multipart/*") or (media.type == MULTIPART and "type" not in media.params):
-        return (DICOM if single and media.type == "*/*" else MULTIPART), media.params.get(
-            "transfer-syntax", AS_STORED
-        )
-    if media.type == MULTIPART and media.params["type"].lower() == DICOM:
-        return MULTIPART, syntax
-    if single and media.type in (DICOM, "application/*"):
-        return DICOM, syntax
-    return None
 
 
 async def _retrieve(
     request: Request[Any, Any, Any],
     runtime: RuntimeDep,
-    study: PathStr,
+    study: str,
     series: str | None = None,
     instance: str | None = None,
 ) -> Stream:
     files = await find_files(runtime.db, *path_uids(study, series, instance))
-    media_type, _ = choose_representation(request.headers.get("accept"), files, single=instance is not None)
-    if media_type == DICOM:
-        (stored,) = files
+    chosen = choose_representation(request.headers.get("accept"), files, single=instance is not None)
+    spool = runtime.settings.spool_dir
+    if chosen.media_type == ZIP:
         return Stream(
-            runtime.blobs.open(stored.blob_key),
-            media_type=f"{DICOM}; transfer-syntax={stored.transfer_syntax_uid}",
-            headers={"Content-Length": str(stored.size)},
+            zip_stream(_zip_entries(runtime.blobs, files)),
+            media_type=ZIP,
+            headers={"Content-Disposition": f'attachment; filename="{study}.zip"'},
+        )
+    # The first instance is prepared before answering, so a codec's refusal is still a 406.
+    first = await rendition(runtime.blobs, files[0], chosen.transfer_syntax, spool)
+    if chosen.media_type == DICOM:
+        return Stream(
+            first.chunks,
+            media_type=f"{DICOM}; transfer-syntax={first.transfer_syntax_uid}",
+            headers={"Content-Length": str(first.size)},
         )
     boundary = uuid.uuid4().hex
-    heads = [_part_head(boundary, f) for f in files]
-    closing = f"--{boundary}--\r\n".encode()
-    length = sum(len(h) + f.size + 2 for h, f in zip(heads, files, strict=True)) + len(closing)
+    headers = {}
+    if chosen.transfer_syntax in (AS_STORED, *{f.transfer_syntax_uid for f in files}) and all(
+        f.transfer_syntax_uid == files[0].transfer_syntax_uid or chosen.transfer_syntax == AS_STORED
+        for f in files
+    ):  # nothing is transcoded: the whole length is known up front
+        parts = sum(len(_part_head(boundary, f.transfer_syntax_uid, f.size)) + f.size + 2 for f in files)
+        headers["Content-Length"] = str(parts + len(_closing(boundary)))
     return Stream(
-        _multipart(runtime.blobs, files, heads, closing),
+        _multipart(runtime, files, chosen.transfer_syntax, first, boundary),
         media_type=f'{MULTIPART}; type="{DICOM}"; boundary={boundary}',
-        headers={"Content-Length": str(length)},
+        headers=headers,
     )
 
 
-def _part_head(boundary: str, stored: StoredFile) -> bytes:
+def _part_head(boundary: str, transfer_syntax_uid: str, size: int) -> bytes:
     return (
-        f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={stored.transfer_syntax_uid}\r\n"
-        f"Content-Length: {stored.size}\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={transfer_syntax_uid}\r\n"
+        f"Content-Length: {size}\r\n\r\n"
     ).encode()
 
 
+def _closing(boundary: str) -> bytes:
+    return f"--{boundary}--\r\n".encode()
+
+
 async def _multipart(
-    blobs: BlobStore, files: Sequence[StoredFile], heads: list[bytes], closing: bytes
+    runtime: RuntimeDep, files: Sequence[StoredFile], syntax: str, first: Rendition, boundary: str
 ) -> AsyncIterator[bytes]:
-    """One instance at a time, in chunks: memory stays flat however large the study."""
-    for head, stored in zip(heads, files, strict=True):
-        yield head
-        async for chunk in blobs.open(stored.blob_key):
+    """One instance at a time, in chunks, transcoded if asked: memory stays flat."""
+    for index, stored in enumerate(files):
+        part = (
+            first
+            if index == 0
+            else await rendition(runtime.blobs, stored, syntax, runtime.settings.spool_dir)
+        )
+        yield _part_head(boundary, part.transfer_syntax_uid, part.size)
+        async for chunk in part.chunks:
             yield chunk
         yield b"\r\n"
-    yield closing
+    yield _closing(boundary)
+
+
+async def _zip_entries(
+    blobs: BlobStore, files: Sequence[StoredFile]
+) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+    for stored in files:
+        yield f"{stored.series_uid}/{stored.sop_instance_uid}.dcm", blobs.open(stored.blob_key)
 
 
 async def _metadata(

@@ -16,6 +16,7 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 @dataclass(frozen=True)
 class StoredFile:
+    series_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str
     blob_key: str
@@ -27,12 +28,22 @@ async def find_files(
 ) -> list[StoredFile]:
     """The instances under the URL, in storage order; NotFound when there are none."""
     statement = (
-        select(Instance.sop_instance_uid, Instance.transfer_syntax_uid, Instance.blob_key, Instance.size)
+        select(
+            Series.series_uid,
+            Instance.sop_instance_uid,
+            Instance.transfer_syntax_uid,
+            Instance.blob_key,
+            Instance.size,
+        )
         .join(Study, Study.id == Instance.study_pk)
+        .join(Series, Series.id == Instance.series_pk)
         .where(Study.study_uid == study_uid)
         .order_by(Instance.series_pk, Instance.id)
     )
-    statement = narrow(statement, series_uid, sop_instance_uid)
+    if series_uid is not None:
+        statement = statement.where(Series.series_uid == series_uid)
+    if sop_instance_uid is not None:
+        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
     async with db.read() as conn:
         files = [StoredFile(*row) for row in await conn.execute(statement)]
     if not files:
