@@ -11,6 +11,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.dicomweb import delete, qido, stow, wado
+from api.dicomweb import frames as frames_routes
+from api.dicomweb import rendered as rendered_routes
 from api.dicomweb.urls import VERSION_PREFIX
 from api.health import health_check
 from api.problems import EXCEPTION_HANDLERS
@@ -34,6 +36,8 @@ def create_app(settings: Settings) -> Litestar:
             stow.store_instances_in_study,
             *qido.ROUTES,
             *wado.ROUTES,
+            *frames_routes.ROUTES,
+            *rendered_routes.ROUTES,
             *delete.ROUTES,
         ],
         tags=["DICOMweb"],
