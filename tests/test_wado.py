@@ -130,10 +130,14 @@ def test_study_metadata_has_one_dicom_json_object_per_instance(
     documents = metadata(client, f"/v2/studies/{STUDY}/metadata")
     assert {d["00080018"]["Value"][0] for d in documents} == set(stored)
     for document in documents:
+        pixel_data = document.pop("7FE00010")  # PS3.18 F.2.6: pixels by reference, never inline
+        assert set(pixel_data) == {"vr", "BulkDataURI"}
+        assert pixel_data["BulkDataURI"].endswith(
+            f"/instances/{document['00080018']['Value'][0]}/bulkdata/7FE00010"
+        )
         ds = pydicom.Dataset.from_json(document)
         assert ds.StudyInstanceUID == STUDY
         assert ds.PatientName == "Test^Patient"
-        assert "PixelData" not in ds
 
 
 def test_series_metadata_has_only_its_own_instances(client: Client, stored: dict[str, bytes]) -> None:

@@ -1,4 +1,4 @@
-"""WADO-RS (PS3.18 10.4): studies, series and instances as Part-10 files, and their metadata."""
+"""WADO-RS (PS3.18 10.4): studies, series and instances as Part-10 files (or a ZIP of them)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.response import Stream
 
 from api.deps import PathStr, RuntimeDep
-from api.dicomweb.media import DICOM, DICOM_JSON, MULTIPART, parse_accept
+from api.dicomweb.media import DICOM, MULTIPART
 from api.dicomweb.negotiation import ZIP, choose_representation
 from api.dicomweb.urls import path_uids
 from api.dicomweb.zipstream import zip_stream
 from domain.blobs import BlobStore
-from domain.errors import NotAcceptable
 from domain.services.renditions import AS_STORED, Rendition, rendition
-from domain.services.retrieve import StoredFile, find_files, retrieve_metadata
+from domain.services.retrieve import StoredFile, find_files
 
 
 async def _retrieve(
@@ -94,21 +93,6 @@ async def _zip_entries(
         yield f"{stored.series_uid}/{stored.sop_instance_uid}.dcm", blobs.open(stored.blob_key)
 
 
-async def _metadata(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeDep,
-    study: PathStr,
-    series: str | None = None,
-    instance: str | None = None,
-) -> Response[bytes]:
-    accept = request.headers.get("accept")
-    if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
-        raise NotAcceptable(f"metadata is served as {DICOM_JSON}; the Accept header {accept!r} excludes it")
-    documents = await retrieve_metadata(runtime.db, *path_uids(study, series, instance))
-    body = ("[" + ",".join(documents) + "]").encode()
-    return Response(body, media_type=DICOM_JSON)
-
-
 @get("/studies/{study:str}")
 async def retrieve_study(request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr) -> Stream:
     return await _retrieve(request, runtime, study)
@@ -128,32 +112,8 @@ async def retrieve_instance(
     return await _retrieve(request, runtime, study, series, instance)
 
 
-@get("/studies/{study:str}/metadata")
-async def retrieve_study_metadata(
-    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr
-) -> Response[bytes]:
-    return await _metadata(request, runtime, study)
-
-
-@get("/studies/{study:str}/series/{series:str}/metadata")
-async def retrieve_series_metadata(
-    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr
-) -> Response[bytes]:
-    return await _metadata(request, runtime, study, series)
-
-
-@get("/studies/{study:str}/series/{series:str}/instances/{instance:str}/metadata")
-async def retrieve_instance_metadata(
-    request: Request[Any, Any, Any], runtime: RuntimeDep, study: PathStr, series: PathStr, instance: PathStr
-) -> Response[bytes]:
-    return await _metadata(request, runtime, study, series, instance)
-
-
 ROUTES = [
     retrieve_study,
     retrieve_series,
     retrieve_instance,
-    retrieve_study_metadata,
-    retrieve_series_metadata,
-    retrieve_instance_metadata,
 ]

@@ -26,6 +26,9 @@ _BULK = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 # Character sets whose text decodes byte for byte (PS3.3 C.12.1.1.2), so no escape handling.
 _SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 IN_FILE = "\x00in-file"  # marks a binary value left to the file (pixel data, large blobs)
+# A top-level binary value left to the file is referenced relative to its instance's URL;
+# the metadata route makes it absolute (PS3.18 F.2.6).
+BULK_DATA_PREFIX = "bulkdata/"
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _encode(raw: Any, encoding: str | None, inline_limit: int) -> dict[str, Any]
         return {"vr": vr}
     if vr in _BULK:
         if len(value) > inline_limit:
-            return {}
+            return {"vr": vr, "BulkDataURI": f"{BULK_DATA_PREFIX}{raw.tag:08X}"}
         return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
     if vr in _BINARY_NUMBERS:
         code = _BINARY_NUMBERS[vr]

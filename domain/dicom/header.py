@@ -16,7 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from domain.dicom.attributes import BY_KEYWORD, COMPUTED, Level
-from domain.dicom.fast_json import header_json
+from domain.dicom.fast_json import BULK_DATA_PREFIX, header_json
 from domain.dicom.names import name_words, normalize_person_name
 from domain.dicom.uids import is_valid_uid
 
@@ -65,8 +65,8 @@ def read_header(path: Path) -> Header:
             raise UnreadableInstance(f"the DICOM header cannot be read: {exc}") from None
         size = os.fstat(fp.fileno()).st_size
         _check_values_complete(ds, size)
-        _check_pixel_data_complete(fp, position, size, ds)
-    header = header_of(ds)
+        pixel_data = _check_pixel_data_complete(fp, position, size, ds)
+    header = header_of(ds, pixel_data)
     header.preamble_missing = ds.preamble is None
     return header
 
@@ -80,13 +80,18 @@ def _meta_without_preamble(fp: Any) -> bool:
     return bool(head[128:132] != b"DICM" and head[:2] == b"\x02\x00" and head[4:6].isalpha())
 
 
-def header_of(ds: Dataset) -> Header:
+def header_of(ds: Dataset, pixel_data: PixelDataLocation | None = None) -> Header:
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "").rstrip("\x00 ")
     if not transfer_syntax or not is_valid_uid(transfer_syntax):
         raise UnreadableInstance("the file meta information has no valid TransferSyntaxUID (0002,0010)")
     warnings: list[str] = []
     body = json_dict(ds, transfer_syntax, warnings)
+    if pixel_data is not None:  # PS3.18 F.2.6: the pixels are fetched from their BulkDataURI
+        body[f"{PIXEL_DATA:08X}"] = {
+            "vr": pixel_data.vr,
+            "BulkDataURI": f"{BULK_DATA_PREFIX}{PIXEL_DATA:08X}",
+        }
     uids = {keyword: _required_uid(body, keyword) for keyword in REQUIRED_UIDS}
     values = {level: _index_values(body, ds, level, warnings) for level in Level}
     return Header(
@@ -218,26 +223,53 @@ def _check_values_complete(ds: Dataset, size: int) -> None:
             )
 
 
-def _check_pixel_data_complete(fp: Any, position: int, size: int, ds: Dataset) -> None:
-    """Reject a file cut short inside its pixel data, which a header-only read cannot notice."""
+@dataclass(frozen=True)
+class PixelDataLocation:
+    """Where the Pixel Data value lies in a Part-10 file."""
+
+    vr: str
+    start: int  # offset of the value
+    length: int  # 0xFFFFFFFF for encapsulated (undefined length) data
+
+
+def locate_pixel_data(path: Path) -> PixelDataLocation | None:
+    """The Pixel Data element of a stored file, found by reading its header again."""
+    with open(path, "rb") as fp:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=_meta_without_preamble(fp))
+        return _pixel_data_at(fp, fp.tell(), ds)
+
+
+def _pixel_data_at(fp: Any, position: int, ds: Dataset) -> PixelDataLocation | None:
     fp.seek(position)
     head = fp.read(12)
     if len(head) < 8:
-        return
+        return None
     order = "<" if ds.is_little_endian in (True, None) else ">"
     group, elem = struct.unpack(order + "HH", head[:4])
     if (group << 16 | elem) != PIXEL_DATA:
-        return
+        return None
     if head[4:6].isalpha():  # explicit VR: tag, VR, two reserved bytes, 32-bit length
-        length, start = struct.unpack(order + "L", head[8:12])[0], position + 12
-    else:
+        vr, length, start = head[4:6].decode(), struct.unpack(order + "L", head[8:12])[0], position + 12
+    else:  # implicit VR (PS3.5 8.2): OW, or OB for 8-bit data
+        vr = "OW" if ds.get("BitsAllocated", 16) > 8 else "OB"
         length, start = struct.unpack(order + "L", head[4:8])[0], position + 8
-    if length == 0xFFFFFFFF:
-        _check_fragments_complete(fp, start, size, order)
-    elif start + length > size:
+    return PixelDataLocation(vr, start, length)
+
+
+def _check_pixel_data_complete(fp: Any, position: int, size: int, ds: Dataset) -> PixelDataLocation | None:
+    """Reject a file cut short inside its pixel data, which a header-only read cannot notice."""
+    location = _pixel_data_at(fp, position, ds)
+    if location is None:
+        return None
+    if location.length == 0xFFFFFFFF:
+        order = "<" if ds.is_little_endian in (True, None) else ">"
+        _check_fragments_complete(fp, location.start, size, order)
+    elif location.start + location.length > size:
         raise UnreadableInstance(
-            f"the pixel data is {length} bytes but the file holds {size - start} (truncated)"
+            f"the pixel data is {location.length} bytes "
+            f"but the file holds {size - location.start} (truncated)"
         )
+    return location
 
 
 def _check_fragments_complete(fp: Any, offset: int, size: int, order: str) -> None:

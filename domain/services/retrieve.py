@@ -51,19 +51,31 @@ async def find_files(
     return files
 
 
+@dataclass(frozen=True)
+class InstanceMetadata:
+    series_uid: str
+    sop_instance_uid: str
+    sha256: str  # of the stored file: the metadata changes only with it
+    dicom_json: str  # BulkDataURIs relative to the instance's URL
+
+
 async def retrieve_metadata(
     db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
-) -> list[str]:
+) -> list[InstanceMetadata]:
     """Each instance's stored DICOM JSON, as text, ready to be joined into an array."""
     statement = (
-        select(Instance.dicom_json)
+        select(Series.series_uid, Instance.sop_instance_uid, Instance.sha256, Instance.dicom_json)
         .join(Study, Study.id == Instance.study_pk)
+        .join(Series, Series.id == Instance.series_pk)
         .where(Study.study_uid == study_uid)
         .order_by(Instance.series_pk, Instance.id)
     )
-    statement = narrow(statement, series_uid, sop_instance_uid)
+    if series_uid is not None:
+        statement = statement.where(Series.series_uid == series_uid)
+    if sop_instance_uid is not None:
+        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
     async with db.read() as conn:
-        documents = list((await conn.execute(statement)).scalars())
+        documents = [InstanceMetadata(*row) for row in await conn.execute(statement)]
     if not documents:
         raise NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
     return documents
