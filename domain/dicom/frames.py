@@ -127,6 +127,7 @@ class PixelLayout:
     bits_allocated: int
     value_offset: int | None  # file position of the pixel data value (None when deflated)
     extended_offsets: tuple[bytes, bytes] | None
+    swap_bytes: int = 0  # big endian: the size of the words to swap for little endian (PS3.5 7.3)
 
 
 def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
@@ -154,6 +155,9 @@ def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
         # the bytes decide, as some files are encoded otherwise than their transfer syntax says.
         offset = start + (12 if head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN") else 8)
     bits_allocated = int(ds.get("BitsAllocated") or 8)
+    swap = 0
+    if syntax == EXPLICIT_VR_BIG_ENDIAN:  # PS3.5 7.3: OW is swapped per 16-bit word even for 8-bit data
+        swap = bits_allocated // 8 if bits_allocated > 8 else 2 if head[4:6] == b"OW" else 0
     samples = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * int(ds.get("SamplesPerPixel") or 1)
     if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
         samples = samples * 2 // 3  # PS3.3 C.7.6.3.1.2: two chrominance samples per pair of pixels
@@ -161,7 +165,7 @@ def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
     if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
         eot = (bytes(ds.ExtendedOffsetTable), bytes(ds.ExtendedOffsetTableLengths))
     frames = max(int(ds.get("NumberOfFrames") or 1), 1)
-    return ds, PixelLayout(syntax, frames, samples * bits_allocated, bits_allocated, offset, eot)
+    return ds, PixelLayout(syntax, frames, samples * bits_allocated, bits_allocated, offset, eot, swap)
 
 
 def pixel_layout(fp: BinaryIO) -> PixelLayout:
@@ -203,20 +207,22 @@ def _read_frame(path: Path, fp: BinaryIO, layout: PixelLayout, number: int, enco
         if syntax in COMPRESSED_FRAME_TYPES or layout.value_offset is None or layout.frame_bits % 8:
             return native_bytes(decode_frame(path, number), layout.bits_allocated)
         size = layout.frame_bits // 8
-        fp.seek(layout.value_offset + (number - 1) * size)
-        data = fp.read(size)
+        start = layout.value_offset + (number - 1) * size
+        swap = layout.swap_bytes if encoding.transfer_syntax_uid != syntax else 0
+        if not swap:
+            fp.seek(start)
+            data = fp.read(size)
+        else:  # whole words around the frame, swapped, then cut to the frame
+            first = start - (start - layout.value_offset) % swap
+            fp.seek(first)
+            words = fp.read(-(-(start + size - first) // swap) * swap)
+            word = np.dtype(f">u{swap}")
+            swapped = np.frombuffer(words[: len(words) // swap * swap], word).astype(word.newbyteorder("<"))
+            data = swapped.tobytes()[start - first : start - first + size]
     except (ValueError, RuntimeError, NotImplementedError, KeyError) as exc:
         raise NotAcceptable(f"frame {number} cannot be read from the stored {syntax} data: {exc}") from exc
     if len(data) < size:
         raise NotAcceptable(f"frame {number} is cut short in the stored file ({len(data)} of {size} bytes)")
-    if (
-        syntax == EXPLICIT_VR_BIG_ENDIAN
-        and encoding.transfer_syntax_uid != syntax
-        and layout.bits_allocated > 8
-    ):
-        # PS3.5 7.3: big endian words are swapped to little endian for native little-endian frames.
-        word = np.dtype(f">u{layout.bits_allocated // 8}")
-        return np.frombuffer(data, word).astype(word.newbyteorder("<")).tobytes()
     return data
 
 
