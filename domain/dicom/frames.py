@@ -137,6 +137,7 @@ def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
     ds = pydicom.dcmread(fp, stop_before_pixels=True)
     syntax = str(ds.file_meta.get("TransferSyntaxUID", IMPLICIT_VR_LITTLE_ENDIAN))
     offset: int | None = None
+    head = b""
     if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
         # The whole data set is deflated: file positions mean nothing, so it is read in full.
         fp.seek(0)
@@ -154,6 +155,13 @@ def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
         # PS3.5 7.1.2: explicit VR OB/OW/OF/OD elements have a 12-byte header, implicit ones 8;
         # the bytes decide, as some files are encoded otherwise than their transfer syntax says.
         offset = start + (12 if head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN") else 8)
+    try:
+        return ds, _layout(ds, syntax, head, offset)
+    except (TypeError, ValueError) as exc:
+        raise NotAcceptable(f"the stored instance's image attributes cannot be read: {exc}") from exc
+
+
+def _layout(ds: pydicom.Dataset, syntax: str, head: bytes, offset: int | None) -> PixelLayout:
     bits_allocated = int(ds.get("BitsAllocated") or 8)
     swap = 0
     if syntax == EXPLICIT_VR_BIG_ENDIAN:  # PS3.5 7.3: OW is swapped per 16-bit word even for 8-bit data
@@ -165,7 +173,7 @@ def read_header(fp: BinaryIO) -> tuple[pydicom.Dataset, PixelLayout | None]:
     if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
         eot = (bytes(ds.ExtendedOffsetTable), bytes(ds.ExtendedOffsetTableLengths))
     frames = max(int(ds.get("NumberOfFrames") or 1), 1)
-    return ds, PixelLayout(syntax, frames, samples * bits_allocated, bits_allocated, offset, eot, swap)
+    return PixelLayout(syntax, frames, samples * bits_allocated, bits_allocated, offset, eot, swap)
 
 
 def pixel_layout(fp: BinaryIO) -> PixelLayout:

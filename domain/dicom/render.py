@@ -137,11 +137,8 @@ def _to_8bit(values: np.ndarray, bits: int) -> np.ndarray:
 def _windowed(frame: np.ndarray, ds: pydicom.Dataset, window: Window | None) -> np.ndarray:
     """PS3.3 C.11.2.1: the Modality LUT first, then the window asked for, the file's, its VOI LUT,
     or the full range of the values."""
-    if window is None and "WindowCenter" in ds and "WindowWidth" in ds:
-        center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
-        function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
-        if width > 0 and function in WINDOW_FUNCTIONS and (width >= 1 or function != "LINEAR"):
-            window = Window(center, width, function)
+    if window is None:
+        window = file_window(ds)
     if window is None and "VOILUTSequence" in ds:
         return _full_range(apply_voi_lut(frame, ds).astype(np.float64))
     values: np.ndarray = apply_modality_lut(frame, ds).astype(np.float64, copy=False)
@@ -150,8 +147,22 @@ def _windowed(frame: np.ndarray, ds: pydicom.Dataset, window: Window | None) -> 
     return apply_window(values, window)
 
 
+def file_window(ds: pydicom.Dataset) -> Window | None:
+    """The first window of the file (PS3.3 C.11.2.1.2), when it is there and makes sense."""
+    try:
+        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    function = str(ds.get("VOILUTFunction") or "LINEAR").strip().upper()
+    if width > 0 and function in WINDOW_FUNCTIONS and (width >= 1 or function != "LINEAR"):
+        return Window(center, width, function)
+    return None
+
+
 def _first(value: object) -> float:
-    return float(value[0] if isinstance(value, (list, pydicom.multival.MultiValue)) else value)  # type: ignore[arg-type]
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        value = value[0]
+    return float(value)  # type: ignore[arg-type]
 
 
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
