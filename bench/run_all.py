@@ -1,6 +1,6 @@
 """Run every benchmark and print one results table per benchmark (`make bench`).
 
-    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,wado] [--out FILE]
+    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,wado,frames,render] [--out FILE]
 
 Default sizes take about 10-15 minutes on a 2-core machine; `--quick` is a smoke run of about
 one minute. Every figure comes with a ratio to a baseline measured in the same run.
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import qido, stow, wado
+from bench import frames, qido, render, stow, wado
 from bench.common import now_stamp, orthanc_available, say
 
 
@@ -44,6 +44,10 @@ def run_one(
         return qido.run(sizes, with_orthanc, 20 if quick else 60, 4.0 if quick else 12.0)
     if name == "wado":
         return wado.run(quick, with_orthanc)
+    if name == "frames":
+        return frames.run(quick)
+    if name == "render":
+        return render.run(quick)
     parser.error(f"unknown benchmark {name!r}")
 
 
@@ -53,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out")
-    parser.add_argument("--only", default="stow,qido,wado", help="which benchmarks, comma-separated")
+    parser.add_argument("--only", default="stow,qido,wado,frames,render", help="which benchmarks, comma-separated")
     parser.add_argument("--qido-sizes", default="10000,100000", help="QIDO index sizes (full run)")
     parser.add_argument("--out", help="also write the results (Markdown) to this file")
     args = parser.parse_args(argv)
@@ -61,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if with_orthanc and not orthanc_available():
         say("Orthanc is not installed: apt-get install -y orthanc orthanc-dicomweb; running without it")
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(chosen) - {"stow", "qido", "wado"}
+    unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render"}
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from stow, qido, wado")
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from stow, qido, wado, frames, render")
     sections: list[str] = [
         f"## Tessera benchmarks, {now_stamp()}{' (quick)' if args.quick else ''}",
         f"Machine: {machine()}",

@@ -134,7 +134,20 @@ def _to_8bit(values: np.ndarray, bits: int) -> np.ndarray:
     return shifted.clip(0, 255).astype(np.uint8)
 
 
+LUT_LIMIT = 1 << 20  # integer frames whose values span less than this go through a lookup table
+
+
 def _windowed(frame: np.ndarray, ds: pydicom.Dataset, window: Window | None) -> np.ndarray:
+    """Integer frames: the grey pipeline computed once per stored value, then looked up."""
+    if frame.dtype.kind in "iu" and frame.size:
+        low, high = int(frame.min()), int(frame.max())
+        if high - low < LUT_LIMIT:
+            lut = _grey_pipeline(np.arange(low, high + 1, dtype=np.int64).astype(frame.dtype), ds, window)
+            return lut[np.subtract(frame, low, dtype=np.int64 if high - low >= 1 << 15 else np.int32)]
+    return _grey_pipeline(frame, ds, window)
+
+
+def _grey_pipeline(frame: np.ndarray, ds: pydicom.Dataset, window: Window | None) -> np.ndarray:
     """PS3.3 C.11.2.1: the Modality LUT first, then the window asked for, the file's, its VOI LUT,
     or the full range of the values."""
     if window is None:
