@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out")
-    parser.add_argument("--only", default="stow,qido,wado,frames,render", help="which benchmarks, comma-separated")
+    parser.add_argument(
+        "--only", default="stow,qido,wado,frames,render", help="which benchmarks, comma-separated"
+    )
     parser.add_argument("--qido-sizes", default="10000,100000", help="QIDO index sizes (full run)")
     parser.add_argument("--out", help="also write the results (Markdown) to this file")
     args = parser.parse_args(argv)
@@ -67,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render"}
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from stow, qido, wado, frames, render")
+        parser.error(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; "
+            "choose from stow, qido, wado, frames, render"
+        )
     sections: list[str] = [
         f"## Tessera benchmarks, {now_stamp()}{' (quick)' if args.quick else ''}",
         f"Machine: {machine()}",
