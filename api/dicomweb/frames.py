@@ -9,8 +9,9 @@ from litestar import Request, Response, get
 
 from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import MULTIPART, parse_accept
-from api.dicomweb.urls import dicomweb_base, path_uids
+from api.dicomweb.urls import dicomweb_base
 from domain.dicom.frames import parse_frame_list
+from domain.dicom.uids import check_uid
 from domain.services.frames import retrieve_frames
 
 
@@ -36,11 +37,15 @@ async def retrieve_instance_frames(
     frames: PathStr,
 ) -> Response[bytes]:
     numbers = parse_frame_list(frames)
-    uids = path_uids(study, series, instance)
+    uids = (
+        check_uid(study, "StudyInstanceUID"),
+        check_uid(series, "SeriesInstanceUID"),
+        check_uid(instance, "SOPInstanceUID"),
+    )
     answer = await retrieve_frames(
         runtime.db,
         runtime.blobs,
-        (uids[0], uids[1] or series, uids[2] or instance),
+        uids,
         numbers,
         accepted_frame_types(request.headers.get("accept")),
     )

@@ -143,7 +143,8 @@ def _windowed(frame: np.ndarray, ds: pydicom.Dataset, window: Window | None) -> 
         low, high = int(frame.min()), int(frame.max())
         if high - low < LUT_LIMIT:
             lut = _grey_pipeline(np.arange(low, high + 1, dtype=np.int64).astype(frame.dtype), ds, window)
-            return lut[np.subtract(frame, low, dtype=np.int64 if high - low >= 1 << 15 else np.int32)]
+            looked_up: np.ndarray = lut[np.subtract(frame, low, dtype=np.int64)]
+            return looked_up
     return _grey_pipeline(frame, ds, window)
 
 
@@ -205,8 +206,9 @@ def fit_viewport(image: Image.Image, viewport: Viewport) -> Image.Image:
         sx, sy, sw, sh = viewport.region
         left, right = sorted((sx, sx + sw))
         top, bottom = sorted((sy, sy + sh))
-        left, top = min(left, image.width - 1), min(top, image.height - 1)
-        image = image.crop((max(left, 0), max(top, 0), min(right, image.width), min(bottom, image.height)))
+        left, top = min(max(left, 0), image.width - 1), min(max(top, 0), image.height - 1)
+        right, bottom = max(min(right, image.width), left + 1), max(min(bottom, image.height), top + 1)
+        image = image.crop((left, top, right, bottom))
         if sw < 0:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if sh < 0:
