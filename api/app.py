@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.dicomweb import delete, metadata, qido, stow, wado
+from api.dicomweb import changefeed, delete, metadata, qido, stow, wado
 from api.dicomweb import frames as frames_routes
 from api.dicomweb import rendered as rendered_routes
 from api.dicomweb.urls import VERSION_PREFIX
@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
             *frames_routes.ROUTES,
             *rendered_routes.ROUTES,
             *delete.ROUTES,
+            *changefeed.ROUTES,
         ],
         tags=["DICOMweb"],
     )

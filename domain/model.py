@@ -81,6 +81,9 @@ class Instance(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_pk: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     series_pk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    # SQLite AUTOINCREMENT: an id is never reused, so it names one version of an instance
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's own convention
+
     sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
     sop_class_uid: Mapped[str] = mapped_column(UID, index=True)
     instance_number: Mapped[int | None] = mapped_column(Integer)
@@ -94,3 +97,21 @@ class Instance(Base):
     sha256: Mapped[str] = mapped_column(CS)
     dicom_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChangeEvent(Base):
+    """One entry of the change feed, written in the transaction of the change it records.
+
+    `sequence` follows commit order (see domain/services/changefeed.py); `instance_pk` is the
+    version the event created (Create, Update) or removed (Delete).
+    """
+
+    __tablename__ = "change_feed"
+
+    sequence: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    study_uid: Mapped[str] = mapped_column(UID)
+    series_uid: Mapped[str] = mapped_column(UID)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    instance_pk: Mapped[int] = mapped_column(Integer)

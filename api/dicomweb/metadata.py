@@ -12,8 +12,7 @@ from litestar.response import Stream
 
 from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM_JSON, MULTIPART, parse_accept
-from api.dicomweb.urls import dicomweb_base, path_uids
-from domain.dicom.fast_json import BULK_DATA_PREFIX
+from api.dicomweb.urls import dicomweb_base, path_uids, with_absolute_bulk_data_uris
 from domain.errors import NotAcceptable
 from domain.services.bulkdata import BulkData, retrieve_bulk_data
 from domain.services.retrieve import InstanceMetadata, retrieve_metadata
@@ -37,8 +36,13 @@ async def _metadata(
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(b"", status_code=304, headers={"ETag": etag})  # RFC 9110 13.1.2
     base = f"{dicomweb_base(request)}/studies/{study_uid}"
-    body = "[" + ",".join(_with_absolute_bulk_data_uris(d, base) for d in documents) + "]"
+    body = "[" + ",".join(_absolute(d, base) for d in documents) + "]"
     return Response(body.encode(), media_type=DICOM_JSON, headers={"ETag": etag})
+
+
+def _absolute(document: InstanceMetadata, study_url: str) -> str:
+    instance_url = f"{study_url}/series/{document.series_uid}/instances/{document.sop_instance_uid}/"
+    return with_absolute_bulk_data_uris(document.dicom_json, instance_url)
 
 
 def _etag(documents: list[InstanceMetadata]) -> str:
@@ -52,13 +56,6 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
     return "*" in tags or etag in tags
-
-
-def _with_absolute_bulk_data_uris(document: InstanceMetadata, study_url: str) -> str:
-    instance_url = f"{study_url}/series/{document.series_uid}/instances/{document.sop_instance_uid}/"
-    return document.dicom_json.replace(
-        f'"BulkDataURI":"{BULK_DATA_PREFIX}', f'"BulkDataURI":"{instance_url}{BULK_DATA_PREFIX}'
-    )
 
 
 @get("/studies/{study:str}/metadata")

@@ -15,7 +15,7 @@ from api.dicomweb.negotiation import ZIP, choose_representation
 from api.dicomweb.urls import path_uids
 from api.dicomweb.zipstream import zip_stream
 from domain.blobs import BlobStore
-from domain.services.renditions import AS_STORED, Rendition, rendition
+from domain.services.renditions import Rendition, rendition
 from domain.services.retrieve import StoredFile, find_files
 
 
@@ -35,26 +35,23 @@ async def _retrieve(
             media_type=ZIP,
             headers={"Content-Disposition": f'attachment; filename="{study}.zip"'},
         )
-    # The first instance is prepared before answering, so a codec's refusal is still a 406.
-    first = await rendition(runtime.blobs, files[0], chosen.transfer_syntax, spool)
+    # Every transcoding happens before answering, into spooled files, so a codec's refusal is
+    # still a 406 (PS3.18 8.7.3.5) and never a stream cut short; files as stored just stream.
+    parts = [await rendition(runtime.blobs, f, chosen.transfer_syntax, spool) for f in files]
     if chosen.media_type == DICOM:
+        (part,) = parts
         return Stream(
-            first.chunks,
-            media_type=f"{DICOM}; transfer-syntax={first.transfer_syntax_uid}",
-            headers={"Content-Length": str(first.size)},
+            part.chunks,
+            media_type=f"{DICOM}; transfer-syntax={part.transfer_syntax_uid}",
+            headers={"Content-Length": str(part.size)},
         )
     boundary = uuid.uuid4().hex
-    headers = {}
-    if chosen.transfer_syntax in (AS_STORED, *{f.transfer_syntax_uid for f in files}) and all(
-        f.transfer_syntax_uid == files[0].transfer_syntax_uid or chosen.transfer_syntax == AS_STORED
-        for f in files
-    ):  # nothing is transcoded: the whole length is known up front
-        parts = sum(len(_part_head(boundary, f.transfer_syntax_uid, f.size)) + f.size + 2 for f in files)
-        headers["Content-Length"] = str(parts + len(_closing(boundary)))
+    heads = [_part_head(boundary, p.transfer_syntax_uid, p.size) for p in parts]
+    length = sum(len(h) + p.size + 2 for h, p in zip(heads, parts, strict=True)) + len(_closing(boundary))
     return Stream(
-        _multipart(runtime, files, chosen.transfer_syntax, first, boundary),
+        _multipart(parts, heads, boundary),
         media_type=f'{MULTIPART}; type="{DICOM}"; boundary={boundary}',
-        headers=headers,
+        headers={"Content-Length": str(length)},
     )
 
 
@@ -69,17 +66,10 @@ def _closing(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode()
 
 
-async def _multipart(
-    runtime: RuntimeDep, files: Sequence[StoredFile], syntax: str, first: Rendition, boundary: str
-) -> AsyncIterator[bytes]:
-    """One instance at a time, in chunks, transcoded if asked: memory stays flat."""
-    for index, stored in enumerate(files):
-        part = (
-            first
-            if index == 0
-            else await rendition(runtime.blobs, stored, syntax, runtime.settings.spool_dir)
-        )
-        yield _part_head(boundary, part.transfer_syntax_uid, part.size)
+async def _multipart(parts: Sequence[Rendition], heads: list[bytes], boundary: str) -> AsyncIterator[bytes]:
+    """One instance at a time, in chunks: memory stays flat however large the study."""
+    for head, part in zip(heads, parts, strict=True):
+        yield head
         async for chunk in part.chunks:
             yield chunk
         yield b"\r\n"

@@ -55,6 +55,8 @@ def transcode(source: Path, target: str, out: Path) -> None:
     """Write `source` to `out` in `target` (checked first with `transcoding_refusal`)."""
     try:
         ds = pydicom.dcmread(source)
+        for _ in ds.iterall():  # convert raw elements now: a file whose encoding differs from
+            pass  # its transfer syntax (read leniently) is then written consistently
         if "PixelData" in ds:
             _to_native_little_endian(ds)
             if target in LOSSLESS_TARGETS:
@@ -73,9 +75,12 @@ def _to_native_little_endian(ds: pydicom.Dataset) -> None:
     if syntax.is_compressed:
         ds.decompress(generate_instance_uid=False)
         return
-    if syntax.is_little_endian:
+    subsampled = ds.get("PhotometricInterpretation") == "YBR_FULL_422"
+    if syntax.is_little_endian and not subsampled:
         return
-    pixels = ds.pixel_array
+    pixels = ds.pixel_array  # YBR_FULL_422 comes out with full chroma, converted to RGB
+    if subsampled:
+        ds.PhotometricInterpretation = "RGB"
     if ds.BitsAllocated == 1:
         ds.PixelData = pack_bits(pixels)
     else:

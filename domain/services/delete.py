@@ -14,6 +14,7 @@ from domain.blobs import BlobStore
 from domain.db import Database
 from domain.errors import NotFound
 from domain.model import Instance, Series, Study
+from domain.services.changefeed import DELETE, Change, record_changes
 from domain.services.indexing import refresh_from_newest, refresh_study_summaries
 from domain.services.retrieve import describe, narrow
 
@@ -43,8 +44,12 @@ def _delete_rows(
     study_pk = conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
     if study_pk is None:
         return []
-    statement = select(Instance.id, Instance.blob_key, Instance.series_pk).where(
-        Instance.study_pk == study_pk
+    statement = (
+        select(
+            Instance.id, Instance.blob_key, Instance.series_pk, Instance.sop_instance_uid, Series.series_uid
+        )
+        .join(Series, Series.id == Instance.series_pk)
+        .where(Instance.study_pk == study_pk)
     )
     rows = conn.execute(narrow(statement, series_uid, sop_instance_uid)).all()
     if not rows:
@@ -57,6 +62,7 @@ def _delete_rows(
     conn.execute(delete(Study).where(Study.id == study_pk, Study.number_of_instances <= 0))
     refresh_from_newest(conn, {study_pk}, set(series_counts))
     refresh_study_summaries(conn, {study_pk})
+    record_changes(conn, [Change(DELETE, study_uid, r.series_uid, r.sop_instance_uid, r.id) for r in rows])
     return [r.blob_key for r in rows]
 
 

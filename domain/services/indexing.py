@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from domain.dicom.attributes import Level
 from domain.dicom.header import Header, index_values
 from domain.model import Instance, Series, Study
+from domain.services.changefeed import CREATE, Change, record_changes
 
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
 SERIES: Table = Series.__table__  # type: ignore[assignment]
@@ -61,13 +62,13 @@ def index_batch(conn: Connection, rows: Sequence[Row]) -> BatchResult:
     placed = [r for r in rows if r.header.series_uid in series_pks]
     misplaced = _misplaced([r for r in rows if r.header.series_uid not in series_pks], conn)
     unique = list({r.header.sop_instance_uid: r for r in reversed(placed)}.values())[::-1]
-    inserted_uids: set[str] = set()
+    inserted_pks: dict[str, int] = {}
     if unique:
         result = conn.execute(
             _insert_instances(dialect), [_instance_values(r, study_pks, series_pks) for r in unique]
         )
-        inserted_uids = {uid for (uid,) in result}
-    inserted = [r for r in unique if r.header.sop_instance_uid in inserted_uids]
+        inserted_pks = {uid: pk for uid, pk in result}
+    inserted = [r for r in unique if r.header.sop_instance_uid in inserted_pks]
     others = [r for r in placed if r not in inserted]
     stored = _stored_versions(conn, {r.header.sop_instance_uid for r in others})
     same = [r for r in others if stored.get(r.header.sop_instance_uid) == _identity(r)]
@@ -77,6 +78,7 @@ def index_batch(conn: Connection, rows: Sequence[Row]) -> BatchResult:
         _drop_empty(conn, set(series_pks.values()), set(study_pks.values()))
         new_series_studies |= set(study_pks.values())
     refresh_study_summaries(conn, new_series_studies)
+    record_changes(conn, [_created(r, inserted_pks) for r in inserted])
     return BatchResult(inserted, same, [r for r in others if r not in same], misplaced)
 
 
@@ -158,7 +160,7 @@ def _claim_statement(dialect: str, table_name: str) -> Any:
 def _insert_instances(dialect: str) -> Any:
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     statement = insert(INSTANCES).on_conflict_do_nothing(index_elements=["sop_instance_uid"])
-    return statement.returning(INSTANCES.c.sop_instance_uid)
+    return statement.returning(INSTANCES.c.sop_instance_uid, INSTANCES.c.id)
 
 
 def _add_instances(conn: Connection, table: Table, added: list[tuple[int, dict[str, Any]]]) -> None:
@@ -216,6 +218,11 @@ def _instance_values(row: Row, study_pks: dict[str, int], series_pks: dict[str, 
         "sha256": row.sha256,
         "dicom_json": h.dicom_json,
     }
+
+
+def _created(row: Row, pks: dict[str, int]) -> Change:
+    h = row.header
+    return Change(CREATE, h.study_uid, h.series_uid, h.sop_instance_uid, pks[h.sop_instance_uid])
 
 
 def _identity(row: Row) -> tuple[str, str, str]:

@@ -82,11 +82,10 @@ async def retrieve_metadata(
 
 
 def narrow(statement: SelectT, series_uid: str | None, sop_instance_uid: str | None) -> SelectT:
-    """Only the instances of the series, or the one instance, the URL names."""
+    """Only the instances of the series, or the one instance, the URL names (the statement
+    joins Series)."""
     if series_uid is not None:
-        statement = statement.join(Series, Series.id == Instance.series_pk).where(
-            Series.series_uid == series_uid
-        )
+        statement = statement.where(Series.series_uid == series_uid)
     if sop_instance_uid is not None:
         statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
     return statement

@@ -93,7 +93,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['series_pk'], ['series.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['study_pk'], ['studies.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('sop_instance_uid')
+    sa.UniqueConstraint('sop_instance_uid'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_instances_series_pk'), ['series_pk'], unique=False)
