@@ -42,7 +42,8 @@ async def read_change_feed(request: Request[Any, Any, Any], runtime: RuntimeDep)
         include_metadata=include,
     )
     base = dicomweb_base(request)
-    return Response([_json(e, base, include) for e in entries], media_type="application/json")
+    body = "[" + ",".join(_json(e, base, include) for e in entries) + "]"
+    return Response(body.encode(), media_type="application/json")
 
 
 @get("/changefeed/latest")
@@ -51,25 +52,30 @@ async def read_latest_change(request: Request[Any, Any, Any], runtime: RuntimeDe
     entry = await latest_change(runtime.db, include_metadata=include)
     if entry is None:  # Azure answers an empty feed with an empty body
         return Response(None, status_code=204)
-    return Response(_json(entry, dicomweb_base(request), include), media_type="application/json")
+    body = _json(entry, dicomweb_base(request), include)
+    return Response(body.encode(), media_type="application/json")
 
 
-def _json(entry: ChangeFeedEntry, base: str, include_metadata: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "Sequence": entry.sequence,
-        "StudyInstanceUID": entry.study_uid,
-        "SeriesInstanceUID": entry.series_uid,
-        "SOPInstanceUID": entry.sop_instance_uid,
-        "Action": entry.action,
-        "Timestamp": entry.timestamp.isoformat(),
-        "State": entry.state,
-    }
-    if include_metadata and entry.dicom_json is not None:
-        instance_url = (
-            f"{base}/studies/{entry.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/"
-        )
-        body["Metadata"] = json.loads(with_absolute_bulk_data_uris(entry.dicom_json, instance_url))
-    return body
+def _json(entry: ChangeFeedEntry, base: str, include_metadata: bool) -> str:
+    """One entry as JSON text; the stored DICOM JSON is spliced in, never parsed again."""
+    fields = json.dumps(
+        {
+            "Sequence": entry.sequence,
+            "StudyInstanceUID": entry.study_uid,
+            "SeriesInstanceUID": entry.series_uid,
+            "SOPInstanceUID": entry.sop_instance_uid,
+            "Action": entry.action,
+            "Timestamp": entry.timestamp.isoformat(),
+            "State": entry.state,
+        },
+        separators=(",", ":"),
+    )
+    if not include_metadata or entry.dicom_json is None:
+        return fields
+    instance_url = (
+        f"{base}/studies/{entry.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/"
+    )
+    return f'{fields[:-1]},"Metadata":{with_absolute_bulk_data_uris(entry.dicom_json, instance_url)}}}'
 
 
 def _integer(query: Any, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
