@@ -102,6 +102,11 @@ def measure(server: Tessera, http: httpx.Client, path: Path, label: str, seconds
     say(f"pydicom decoding one frame of the {label} file: {baseline:.0f} frames/s")
     compressed = str(ds.file_meta.TransferSyntaxUID) == JPEG2000Lossless
     figures = []
+    if not compressed:  # the per-request floor: the same instance's metadata, no pixel data read
+        metadata = url.replace("/frames/", "/metadata")
+        floor = rate(lambda _: http.get(metadata).raise_for_status(), seconds)
+        say(f"Tessera metadata of the instance: {floor:.0f} requests/s")
+        figures.append(Figure(label, "metadata (floor, no pixels)", floor, baseline))
     for how, accept in [("uncompressed octet-stream", OCTET)] + (
         [("as stored", AS_STORED)] if compressed else []
     ):
