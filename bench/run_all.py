@@ -1,6 +1,6 @@
 """Run every benchmark and print one results table per benchmark (`make bench`).
 
-    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,wado,frames,render] [--out FILE]
+    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,wado,frames,render,changefeed] [--out FILE]
 
 Default sizes take about 10-15 minutes on a 2-core machine; `--quick` is a smoke run of about
 one minute. Every figure comes with a ratio to a baseline measured in the same run.
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import frames, qido, render, stow, wado
+from bench import changefeed, frames, qido, render, stow, wado
 from bench.common import now_stamp, orthanc_available, say
 
 
@@ -48,6 +48,8 @@ def run_one(
         return frames.run(quick)
     if name == "render":
         return render.run(quick)
+    if name == "changefeed":
+        return changefeed.run(quick)
     parser.error(f"unknown benchmark {name!r}")
 
 
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out")
     parser.add_argument(
-        "--only", default="stow,qido,wado,frames,render", help="which benchmarks, comma-separated"
+        "--only", default="stow,qido,wado,frames,render,changefeed", help="which benchmarks, comma-separated"
     )
     parser.add_argument("--qido-sizes", default="10000,100000", help="QIDO index sizes (full run)")
     parser.add_argument("--out", help="also write the results (Markdown) to this file")
@@ -67,11 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if with_orthanc and not orthanc_available():
         say("Orthanc is not installed: apt-get install -y orthanc orthanc-dicomweb; running without it")
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render"}
+    unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render", "changefeed"}
     if unknown:
         parser.error(
             f"unknown benchmark(s): {', '.join(sorted(unknown))}; "
-            "choose from stow, qido, wado, frames, render"
+            "choose from stow, qido, wado, frames, render, changefeed"
         )
     sections: list[str] = [
         f"## Tessera benchmarks, {now_stamp()}{' (quick)' if args.quick else ''}",
