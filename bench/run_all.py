@@ -1,6 +1,6 @@
 """Run every benchmark and print one results table per benchmark (`make bench`).
 
-    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,wado,frames,render,changefeed] [--out FILE]
+    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,...,changefeed] [--out FILE]
 
 Default sizes take about 10-15 minutes on a 2-core machine; `--quick` is a smoke run of about
 one minute. Every figure comes with a ratio to a baseline measured in the same run.
