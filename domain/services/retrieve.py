@@ -27,28 +27,9 @@ async def find_files(
     db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
 ) -> list[StoredFile]:
     """The instances under the URL, in storage order; NotFound when there are none."""
-    statement = (
-        select(
-            Series.series_uid,
-            Instance.sop_instance_uid,
-            Instance.transfer_syntax_uid,
-            Instance.blob_key,
-            Instance.size,
-        )
-        .join(Study, Study.id == Instance.study_pk)
-        .join(Series, Series.id == Instance.series_pk)
-        .where(Study.study_uid == study_uid)
-        .order_by(Instance.series_pk, Instance.id)
-    )
-    if series_uid is not None:
-        statement = statement.where(Series.series_uid == series_uid)
-    if sop_instance_uid is not None:
-        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
-    async with db.read() as conn:
-        files = [StoredFile(*row) for row in await conn.execute(statement)]
-    if not files:
-        raise NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
-    return files
+    columns = (Series.series_uid, Instance.sop_instance_uid, Instance.transfer_syntax_uid, Instance.blob_key)
+    rows = await _instances_under(db, (*columns, Instance.size), study_uid, series_uid, sop_instance_uid)
+    return [StoredFile(*row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -63,22 +44,30 @@ async def retrieve_metadata(
     db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
 ) -> list[InstanceMetadata]:
     """Each instance's stored DICOM JSON, as text, ready to be joined into an array."""
+    columns = (Series.series_uid, Instance.sop_instance_uid, Instance.sha256, Instance.dicom_json)
+    rows = await _instances_under(db, columns, study_uid, series_uid, sop_instance_uid)
+    return [InstanceMetadata(*row) for row in rows]
+
+
+async def _instances_under(
+    db: Database,
+    columns: tuple[Any, ...],
+    study_uid: str,
+    series_uid: str | None,
+    sop_instance_uid: str | None,
+) -> list[Any]:
     statement = (
-        select(Series.series_uid, Instance.sop_instance_uid, Instance.sha256, Instance.dicom_json)
+        select(*columns)
         .join(Study, Study.id == Instance.study_pk)
         .join(Series, Series.id == Instance.series_pk)
         .where(Study.study_uid == study_uid)
         .order_by(Instance.series_pk, Instance.id)
     )
-    if series_uid is not None:
-        statement = statement.where(Series.series_uid == series_uid)
-    if sop_instance_uid is not None:
-        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
     async with db.read() as conn:
-        documents = [InstanceMetadata(*row) for row in await conn.execute(statement)]
-    if not documents:
+        rows = list(await conn.execute(narrow(statement, series_uid, sop_instance_uid)))
+    if not rows:
         raise NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
-    return documents
+    return rows
 
 
 def narrow(statement: SelectT, series_uid: str | None, sop_instance_uid: str | None) -> SelectT:
