@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.dicomweb import changefeed, delete, metadata, qido, stow, wado
+from api.dicomweb import changefeed, delete, extended_query_tags, metadata, qido, stow, wado
 from api.dicomweb import frames as frames_routes
 from api.dicomweb import rendered as rendered_routes
 from api.dicomweb.urls import VERSION_PREFIX
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> Litestar:
             *rendered_routes.ROUTES,
             *delete.ROUTES,
             *changefeed.ROUTES,
+            *extended_query_tags.ROUTES,
         ],
         tags=["DICOMweb"],
     )

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from domain.errors import (
+    Conflict,
     DomainError,
     InvalidRequest,
     NotAcceptable,
@@ -24,6 +25,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     InvalidRequest: 400,
     NotFound: 404,
     NotAcceptable: 406,
+    Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
 }

@@ -23,3 +23,7 @@ class UnsupportedMediaType(DomainError):
 
 class PayloadTooLarge(DomainError):
     """The request body exceeds the configured maximum."""
+
+
+class Conflict(DomainError):
+    """The resource already exists, or is in a state that forbids the change."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -115,3 +115,87 @@ class ChangeEvent(Base):
     series_uid: Mapped[str] = mapped_column(UID)
     sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)
     instance_pk: Mapped[int] = mapped_column(Integer)
+
+
+class ExtendedQueryTag(Base):
+    """A tag added to QIDO by the user (Azure's extended query tags); see services/extended_query_tags."""
+
+    __tablename__ = "extended_query_tags"
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(8), unique=True)  # eight upper-case hex digits
+    vr: Mapped[str] = mapped_column(String(2))
+    private_creator: Mapped[str | None] = mapped_column(LO)
+    level: Mapped[str] = mapped_column(String(8))  # Study, Series, Instance
+    status: Mapped[str] = mapped_column(String(8))  # Adding, Ready, Deleting
+    query_status: Mapped[str] = mapped_column(String(8))  # Enabled, Disabled
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    operation_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Operation(Base):
+    """A long-running job (re-index), claimed by one server process at a time through `owner`
+    and `lease_until_ms`; `last_instance_pk` makes it resumable."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    percent_complete: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    resources: Mapped[str] = mapped_column(Text)  # JSON list of tag paths
+    total_instances: Mapped[int] = mapped_column(Integer, default=0)
+    processed_instances: Mapped[int] = mapped_column(Integer, default=0)
+    last_instance_pk: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(32))
+    lease_until_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExtendedValue(Base):
+    """The first value of an extended query tag for one instance, series or study (`owner_pk`,
+    the row of the tag's level), in the column its VR matches on."""
+
+    __tablename__ = "extended_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag_key: Mapped[int] = mapped_column(ForeignKey("extended_query_tags.key", ondelete="CASCADE"))
+    owner_pk: Mapped[int] = mapped_column(Integer)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    series_pk: Mapped[int | None] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    instance_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[str | None] = mapped_column(PN)  # strings, UIDs, TM and DT as sortable text
+    value_norm: Mapped[str | None] = mapped_column(PN)  # PN: normalized
+    value_words: Mapped[str | None] = mapped_column(PN)  # PN: words, for fuzzy matching
+    value_number: Mapped[float | None] = mapped_column(Float)  # IS DS FL FD SL SS UL US
+    value_date: Mapped[dt.date | None] = mapped_column(Date)  # DA
+
+    __table_args__ = (
+        Index("ux_extended_values_tag_owner", "tag_key", "owner_pk", unique=True),
+        Index("ix_extended_values_tag_value", "tag_key", "value"),
+        Index("ix_extended_values_tag_norm", "tag_key", "value_norm"),
+        Index("ix_extended_values_tag_number", "tag_key", "value_number"),
+        Index("ix_extended_values_tag_date", "tag_key", "value_date"),
+    )
+
+
+class ExtendedQueryTagError(Base):
+    """An instance whose value of an extended query tag could not be indexed."""
+
+    __tablename__ = "extended_query_tag_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag_key: Mapped[int] = mapped_column(ForeignKey("extended_query_tags.key", ondelete="CASCADE"))
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    study_uid: Mapped[str] = mapped_column(UID)
+    series_uid: Mapped[str] = mapped_column(UID)
+    sop_instance_uid: Mapped[str] = mapped_column(UID)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ux_extended_query_tag_errors_tag_instance", "tag_key", "instance_pk", unique=True),
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.blobs import LocalBlobStore
 from domain.db import Database
 from domain.services.ingest import IngestService
+from domain.services.reindex import Reindexer
 from domain.settings import Settings
 
 
@@ -18,18 +19,26 @@ class Runtime:
     db: Database
     blobs: LocalBlobStore
     ingest: IngestService
+    reindexer: Reindexer | None = field(default=None)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        """Create the data folders and bring the index schema up to date."""
+        """Create the data folders, bring the index schema up to date, start the re-index worker."""
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         _sweep_spool(settings.spool_dir)
         db = Database.from_settings(settings)
         await db.migrate()
         blobs = LocalBlobStore(settings.blob_dir, fsync=settings.fsync)
-        return cls(settings, db, blobs, IngestService(db, blobs, settings.spool_dir))
+        runtime = cls(settings, db, blobs, IngestService(db, blobs, settings.spool_dir))
+        runtime.reindexer = Reindexer(
+            db, batch_size=settings.reindex_batch, lease_seconds=settings.reindex_lease_seconds
+        )
+        runtime.reindexer.start()
+        return runtime
 
     async def stop(self) -> None:
+        if self.reindexer is not None:
+            await self.reindexer.stop()
         await self.db.dispose()
 
 

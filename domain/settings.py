@@ -21,6 +21,8 @@ class Settings:
     port: int = 8080
     workers: int = 1
     fsync: bool = True
+    reindex_batch: int = 100  # instances per re-index transaction (extended query tags)
+    reindex_lease_seconds: int = 30  # a crashed process's re-index is taken over after this
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -55,6 +57,8 @@ class Settings:
             ("max_request_bytes", "TESSERA_MAX_REQUEST_BYTES"),
             ("port", "TESSERA_PORT"),
             ("workers", "TESSERA_WORKERS"),
+            ("reindex_batch", "TESSERA_REINDEX_BATCH"),
+            ("reindex_lease_seconds", "TESSERA_REINDEX_LEASE_SECONDS"),
         ):
             if key in env:
                 values[name] = _positive_int(key, env[key])
@@ -73,6 +77,8 @@ class Settings:
             "TESSERA_PORT": str(self.port),
             "TESSERA_WORKERS": str(self.workers),
             "TESSERA_FSYNC": "1" if self.fsync else "0",
+            "TESSERA_REINDEX_BATCH": str(self.reindex_batch),
+            "TESSERA_REINDEX_LEASE_SECONDS": str(self.reindex_lease_seconds),
         }
         if self.database_url:
             env["TESSERA_DATABASE_URL"] = self.database_url

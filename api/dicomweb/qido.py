@@ -12,6 +12,7 @@ from api.dicomweb.urls import dicomweb_base
 from domain.dicom.attributes import Level
 from domain.dicom.uids import check_uid
 from domain.errors import NotAcceptable
+from domain.services.extended_search import tags_for_query
 from domain.services.search import Scope, parse_query, search
 
 
@@ -19,7 +20,8 @@ async def _search(request: Request[Any, Any, Any], runtime: RuntimeDep, scope: S
     accept = request.headers.get("accept")
     if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
         raise NotAcceptable(f"QIDO-RS answers in {DICOM_JSON}; the Accept header {accept!r} excludes it")
-    query = parse_query(scope, list(request.query_params.multi_items()))
+    params = list(request.query_params.multi_items())
+    query = parse_query(scope, params, await tags_for_query(runtime.db, [key for key, _ in params]))
     result = await search(runtime.db, scope, query, dicomweb_base(request))
     headers = {}
     if result.cut_short:  # PS3.18 8.3.4.4

@@ -20,6 +20,7 @@ from domain.dicom.attributes import Level
 from domain.dicom.header import Header, index_values
 from domain.model import Instance, Series, Study
 from domain.services.changefeed import CREATE, Change, record_changes
+from domain.services.extended_index import Target, index_new_instances
 
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
 SERIES: Table = Series.__table__  # type: ignore[assignment]
@@ -78,6 +79,7 @@ def index_batch(conn: Connection, rows: Sequence[Row]) -> BatchResult:
         _drop_empty(conn, set(series_pks.values()), set(study_pks.values()))
         new_series_studies |= set(study_pks.values())
     refresh_study_summaries(conn, new_series_studies)
+    index_new_instances(conn, [_target(r, inserted_pks, study_pks, series_pks) for r in inserted])
     record_changes(conn, [_created(r, inserted_pks) for r in inserted])
     return BatchResult(inserted, same, [r for r in others if r not in same], misplaced)
 
@@ -223,6 +225,19 @@ def _instance_values(row: Row, study_pks: dict[str, int], series_pks: dict[str, 
 def _created(row: Row, pks: dict[str, int]) -> Change:
     h = row.header
     return Change(CREATE, h.study_uid, h.series_uid, h.sop_instance_uid, pks[h.sop_instance_uid])
+
+
+def _target(row: Row, pks: dict[str, int], study_pks: dict[str, int], series_pks: dict[str, int]) -> Target:
+    h = row.header
+    return Target(
+        pks[h.sop_instance_uid],
+        series_pks[h.series_uid],
+        study_pks[h.study_uid],
+        h.study_uid,
+        h.series_uid,
+        h.sop_instance_uid,
+        h.dicom_json,
+    )
 
 
 def _identity(row: Row) -> tuple[str, str, str]:

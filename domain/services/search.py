@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ from domain.dicom.json_values import element
 from domain.dicom.matching import match
 from domain.errors import InvalidRequest
 from domain.model import Instance, Series, Study
+from domain.services.extended_query_tags import QueryTag
+from domain.services.extended_search import extended_condition, queryable
 
 MAX_RESULTS = 1000
 _CONTROL = {"includefield", "limit", "offset", "fuzzymatching"}
@@ -79,6 +81,7 @@ class Scope:
 @dataclass
 class Query:
     filters: list[tuple[Attribute, str]] = field(default_factory=list)
+    extended: list[tuple[QueryTag, str]] = field(default_factory=list)  # extended query tags
     include: list[str] = field(default_factory=list)  # tags beyond the defaults
     include_all: bool = False
     limit: int = MAX_RESULTS
@@ -93,13 +96,24 @@ class SearchResult:
     cut_short: bool  # PS3.18 8.3.4.4: the server's maximum, not the client's limit, ended it
 
 
-def parse_query(scope: Scope, params: Sequence[tuple[str, str]]) -> Query:
-    """Validate the query parameters; every mistake is an InvalidRequest naming the parameter."""
+def parse_query(
+    scope: Scope, params: Sequence[tuple[str, str]], extended: Mapping[str, QueryTag] | None = None
+) -> Query:
+    """Validate the query parameters; every mistake is an InvalidRequest naming the parameter.
+    `extended` holds the extended query tags by tag (services/extended_search.tags_for_query)."""
     query = Query()
     seen: set[str] = set()
     for key, value in params:
         if key in _CONTROL:
             _control(query, key, value)
+            continue
+        extended_tag = _extended_tag(key, extended or {})
+        if extended_tag is not None:
+            if extended_tag.path in seen:
+                raise InvalidRequest(f"{extended_tag.name} is given more than once")
+            seen.add(extended_tag.path)
+            query.extended.append((queryable(extended_tag, scope.levels), value))
+            query.include.append(extended_tag.path)  # returned from the stored header
             continue
         attribute = _searchable(scope, key)
         if attribute.tag in seen:
@@ -135,6 +149,15 @@ def _control(query: Query, key: str, value: str) -> None:
         if value.lower() not in ("true", "false"):
             raise InvalidRequest(f"fuzzymatching must be true or false, got {value!r}")
         query.fuzzy = value.lower() == "true"
+
+
+def _extended_tag(key: str, extended: Mapping[str, QueryTag]) -> QueryTag | None:
+    try:
+        tag, _ = resolve_attribute_id(key)
+    except KeyError:
+        return None
+    known = BY_TAG.get(tag)
+    return None if known is not None and known.searchable else extended.get(tag)
 
 
 def _searchable(scope: Scope, key: str) -> Attribute:
@@ -183,6 +206,8 @@ def _statement(scope: Scope, query: Query) -> Select[Any]:
         statement = statement.where(series.c.series_uid == scope.series_uid)
     for attribute, value in query.filters:
         statement = statement.where(_condition(attribute, value, query.fuzzy))
+    for tag, value in query.extended:
+        statement = statement.where(extended_condition(tag, value, query.fuzzy))
     primary = _TABLES[scope.level].c.id
     return statement.order_by(primary).limit(query.limit + 1).offset(query.offset)
 
