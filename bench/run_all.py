@@ -1,6 +1,6 @@
 """Run every benchmark and print one results table per benchmark (`make bench`).
 
-    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,...,changefeed] [--out FILE]
+    python -m bench.run_all [--quick] [--no-orthanc] [--only stow,qido,...,changefeed,reindex] [--out FILE]
 
 Default sizes take about 10-15 minutes on a 2-core machine; `--quick` is a smoke run of about
 one minute. Every figure comes with a ratio to a baseline measured in the same run.
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import changefeed, frames, qido, render, stow, wado
+from bench import changefeed, frames, qido, reindex, render, stow, wado
 from bench.common import now_stamp, orthanc_available, say
 
 
@@ -50,6 +50,8 @@ def run_one(
         return render.run(quick)
     if name == "changefeed":
         return changefeed.run(quick)
+    if name == "reindex":
+        return reindex.run(quick)
     parser.error(f"unknown benchmark {name!r}")
 
 
@@ -60,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out")
     parser.add_argument(
-        "--only", default="stow,qido,wado,frames,render,changefeed", help="which benchmarks, comma-separated"
+        "--only",
+        default="stow,qido,wado,frames,render,changefeed,reindex",
+        help="which benchmarks, comma-separated",
     )
     parser.add_argument("--qido-sizes", default="10000,100000", help="QIDO index sizes (full run)")
     parser.add_argument("--out", help="also write the results (Markdown) to this file")
@@ -69,11 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if with_orthanc and not orthanc_available():
         say("Orthanc is not installed: apt-get install -y orthanc orthanc-dicomweb; running without it")
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render", "changefeed"}
+    unknown = set(chosen) - {"stow", "qido", "wado", "frames", "render", "changefeed", "reindex"}
     if unknown:
         parser.error(
             f"unknown benchmark(s): {', '.join(sorted(unknown))}; "
-            "choose from stow, qido, wado, frames, render, changefeed"
+            "choose from stow, qido, wado, frames, render, changefeed, reindex"
         )
     sections: list[str] = [
         f"## Tessera benchmarks, {now_stamp()}{' (quick)' if args.quick else ''}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -314,7 +315,7 @@ def test_a_tag_that_is_not_ready_is_not_queryable_yet() -> None:
 
 # --- re-index interrupted by a server restart -------------------------------------------------
 
-INSTANCES = 240
+INSTANCES = 800
 
 
 def count(database: str, sql: str) -> int:
@@ -342,10 +343,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             yield url
 
 
+@pytest.mark.parametrize("stop", ["terminate", "kill"])
 def test_a_reindex_interrupted_by_a_restart_completes_indexing_each_instance_once(
-    tmp_path: Path, database_url: str | None
+    tmp_path: Path, database_url: str | None, stop: str
 ) -> None:
-    env = {"TESSERA_REINDEX_BATCH": "1", "TESSERA_REINDEX_LEASE_SECONDS": "2"}
+    """Two server processes share the work queue; stopped cleanly (the operation is handed back)
+    or killed (another process takes it over when its lease expires), then started again."""
+    env = {
+        "TESSERA_REINDEX_BATCH": "1",
+        "TESSERA_REINDEX_LEASE_SECONDS": "2",
+        "TESSERA_WORKERS": "2",
+        "TESSERA_FSYNC": "1",  # the default: durable commits, and a re-index long enough to stop
+    }
     study = make_dataset()
     datasets = [
         make_dataset(
@@ -361,9 +370,14 @@ def test_a_reindex_interrupted_by_a_restart_completes_indexing_each_instance_onc
         assert response.status_code == 202, response.text
         operation_id = response.json()["id"]
         deadline = time.monotonic() + 30
-        while client.get(f"/v2/operations/{operation_id}").json()["percentComplete"] < 10:
+        while client.get(f"/v2/operations/{operation_id}").json()["percentComplete"] < 2:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        client.close()
+        if stop == "kill":  # the whole process group: the server and its workers
+            for pid in [*_descendants(server.process.pid), server.process.pid]:
+                os.kill(pid, signal.SIGKILL)
+            server.process.wait()
     # stopped in the middle
     db = database_url or f"sqlite:///{server.data_dir / 'index.db'}"
     assert (
@@ -380,6 +394,24 @@ def test_a_reindex_interrupted_by_a_restart_completes_indexing_each_instance_onc
         counts = [len(found(client, "/v2/instances", AcquisitionNumber=str(n))) for n in range(4)]
         assert counts == [INSTANCES // 4] * 4
     assert count(db, "SELECT count(*) FROM extended_values") == INSTANCES
-    # resumed, not restarted: each instance was processed once across both runs
+    # resumed, not restarted, and never two processes on one batch: each instance processed once
     processed = count(db, f"SELECT processed_instances FROM operations WHERE id = '{operation_id}'")
     assert processed == INSTANCES
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under `pid` (uvicorn's workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, pending = [], list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending += children.get(child, [])
+    return found
