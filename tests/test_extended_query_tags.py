@@ -210,6 +210,30 @@ def test_instances_stored_after_a_tag_is_ready_are_indexed_at_once(client: Clien
     assert found(client, "/v2/series", StationName="CT01") == set()
 
 
+def test_after_a_delete_a_series_value_is_that_of_its_newest_remaining_instance(client: Client) -> None:
+    add_and_wait(
+        client, {"path": "StationName", "level": "Series"}, {"path": "InstitutionName", "level": "Study"}
+    )
+    old = make_dataset(StationName="CT01", InstitutionName="N" * 80)  # an error that stays recorded
+    new = make_dataset(series_uid=old.SeriesInstanceUID, study_uid=old.StudyInstanceUID, StationName="CT02")
+    store(client, old, new)
+    assert (
+        client.patch("/v2/extendedquerytags/InstitutionName", json={"queryStatus": "Enabled"}).status_code
+        == 200
+    )
+    assert found(client, "/v2/series", StationName="CT02") == {old.SeriesInstanceUID}
+    path = f"/v2/studies/{old.StudyInstanceUID}/series/{old.SeriesInstanceUID}/instances/{new.SOPInstanceUID}"
+    assert client.delete(path).status_code == 204
+    assert found(client, "/v2/series", StationName="CT01") == {old.SeriesInstanceUID}
+    assert found(client, "/v2/series", StationName="CT02") == set()
+    # the refresh met the old error again without disabling the tag a second time
+    tag = client.get("/v2/extendedquerytags/InstitutionName").json()
+    assert (tag["queryStatus"], tag["errors"]["count"]) == ("Enabled", 1)
+    store(client, make_dataset(study_uid=old.StudyInstanceUID, series_uid=old.SeriesInstanceUID))
+    assert client.delete(f"/v2/studies/{old.StudyInstanceUID}").status_code == 204
+    assert client.get("/v2/extendedquerytags/InstitutionName/errors").json() == []
+
+
 def test_values_that_cannot_be_indexed_are_listed_and_the_instances_stay_stored(client: Client) -> None:
     good = make_dataset(InstitutionName="Short", ContentDate="20240101")
     long_name = make_dataset(InstitutionName="N" * 80, ContentDate="20240101")

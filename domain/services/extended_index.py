@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.dicom.attributes import Level
 from domain.dicom.tag_paths import indexed_value
+from domain.model import Instance, Series, Study
 from domain.services.extended_query_tags import ADDING, DISABLED, ERRORS, READY, TAGS, VALUES, QueryTag
 
 _VALUE_COLUMNS = ("value", "value_norm", "value_words", "value_number", "value_date")
@@ -70,13 +71,71 @@ def index_instances(conn: Connection, tags: Sequence[QueryTag], targets: Sequenc
                 values[(tag.key, row["owner_pk"])] = row  # the newest instance wins
     if values:
         conn.execute(_upsert_values(conn.dialect.name), list(values.values()))
-    if errors:
+    errors = _new_errors(conn, errors)
+    if errors:  # the tag stops being queried until its queryStatus is set back to Enabled
         conn.execute(_insert_errors(conn.dialect.name), errors)
         keys = sorted({e["tag_key"] for e in errors})
         count = select(func.count()).where(ERRORS.c.tag_key == TAGS.c.key).scalar_subquery()
         conn.execute(
             update(TAGS).where(TAGS.c.key.in_(keys)).values(error_count=count, query_status=DISABLED)
         )
+
+
+def refresh_owners(conn: Connection, study_pks: set[int], series_pks: set[int]) -> None:
+    """After a delete, study- and series-level values are those of the newest remaining instance
+    with a value (called with the built-in columns' refresh)."""
+    tags = indexing_tags(conn)
+    instance = Instance.__table__
+    for level, pks, parent in (
+        (Level.STUDY, study_pks, instance.c.study_pk),
+        (Level.SERIES, series_pks, instance.c.series_pk),
+    ):
+        level_tags = [t for t in tags if t.level is level]
+        if level_tags and pks:
+            keys = [t.key for t in level_tags]
+            conn.execute(delete(VALUES).where(VALUES.c.tag_key.in_(keys), VALUES.c.owner_pk.in_(pks)))
+            index_instances(conn, level_tags, stored_targets(conn, parent.in_(sorted(pks))))
+
+
+def stored_targets(conn: Connection, where: ColumnElement[bool], limit: int | None = None) -> list[Target]:
+    """Stored instances in id order, as targets to index."""
+    instance = Instance.__table__
+    statement = (
+        select(
+            instance.c.id,
+            instance.c.series_pk,
+            instance.c.study_pk,
+            Study.study_uid,
+            Series.series_uid,
+            instance.c.sop_instance_uid,
+            instance.c.dicom_json,
+        )
+        .join(Series, Series.id == instance.c.series_pk)
+        .join(Study, Study.id == instance.c.study_pk)
+        .where(where)
+        .order_by(instance.c.id)
+        .limit(limit)
+    )
+    return [Target(*row) for row in conn.execute(statement)]
+
+
+def _new_errors(conn: Connection, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors not recorded yet (a batch redone, or a refresh after a delete, adds none)."""
+    if not errors:
+        return errors
+    pairs = [(e["tag_key"], e["instance_pk"]) for e in errors]
+    known = {
+        (key, pk)
+        for key, pk in conn.execute(
+            select(ERRORS.c.tag_key, ERRORS.c.instance_pk).where(
+                tuple_(ERRORS.c.tag_key, ERRORS.c.instance_pk).in_(pairs)
+            )
+        )
+    }
+    unique = {
+        (e["tag_key"], e["instance_pk"]): e for e in errors if (e["tag_key"], e["instance_pk"]) not in known
+    }
+    return list(unique.values())
 
 
 def _value_row(tag: QueryTag, target: Target, columns: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from domain.dicom.attributes import Level
 from domain.dicom.header import Header, index_values
 from domain.model import Instance, Series, Study
 from domain.services.changefeed import CREATE, Change, record_changes
-from domain.services.extended_index import Target, index_new_instances
+from domain.services.extended_index import Target, index_new_instances, refresh_owners
 
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
 SERIES: Table = Series.__table__  # type: ignore[assignment]
@@ -129,6 +129,7 @@ def refresh_from_newest(conn: Connection, study_pks: set[int], series_pks: set[i
             if newest is not None:
                 values = index_values(json.loads(newest), level)
                 conn.execute(update(table).where(table.id == pk).values(**values))
+    refresh_owners(conn, study_pks, series_pks)
 
 
 def _claim(

@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import Connection, Select, or_, select, update
 
 from domain.db import Database
-from domain.model import Instance, Series, Study
-from domain.services.extended_index import Target, index_instances
+from domain.model import Instance
+from domain.services.extended_index import index_instances, stored_targets
 from domain.services.extended_query_tags import ADDING, OPERATIONS, READY, TAGS, QueryTag
 
 log = logging.getLogger(__name__)
+INSTANCES = Instance.__table__
 NOT_STARTED, RUNNING, SUCCEEDED, FAILED = "notStarted", "running", "succeeded", "failed"
 
 
@@ -143,7 +144,7 @@ def reindex_batch(conn: Connection, operation_id: str, owner: str, batch_size: i
             select(TAGS).where(TAGS.c.operation_id == operation_id, TAGS.c.status == ADDING)
         )
     ]
-    targets = _next_instances(conn, last, batch_size) if tags else []
+    targets = stored_targets(conn, INSTANCES.c.id > last, batch_size) if tags else []
     index_instances(conn, tags, targets)
     processed += len(targets)
     conn.execute(
@@ -164,27 +165,6 @@ def reindex_batch(conn: Connection, operation_id: str, owner: str, batch_size: i
         _finish(conn, operation_id, owner, SUCCEEDED)
         return False
     return True
-
-
-def _next_instances(conn: Connection, after_pk: int, limit: int) -> list[Target]:
-    instance = Instance.__table__
-    rows = conn.execute(
-        select(
-            instance.c.id,
-            instance.c.series_pk,
-            instance.c.study_pk,
-            Study.study_uid,
-            Series.series_uid,
-            instance.c.sop_instance_uid,
-            instance.c.dicom_json,
-        )
-        .join(Series, Series.id == instance.c.series_pk)
-        .join(Study, Study.id == instance.c.study_pk)
-        .where(instance.c.id > after_pk)
-        .order_by(instance.c.id)
-        .limit(limit)
-    )
-    return [Target(*row) for row in rows]
 
 
 def _finish(conn: Connection, operation_id: str, owner: str, status: str) -> None:
