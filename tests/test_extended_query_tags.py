@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from litestar.testing import TestClient
+from pydicom.uid import ImplicitVRLittleEndian
 
 from domain.dicom.attributes import Level
 from domain.errors import InvalidRequest
@@ -196,6 +197,21 @@ def test_a_private_tag_matches_only_its_creators_element(client: Client, archive
         "queryStatus": "Enabled",
     }
     assert found(client, "/v2/instances", **{PRIVATE_TAG: "alpha"}) == {archive["first"].SOPInstanceUID}
+
+
+def test_a_private_tag_of_an_implicit_vr_file_is_read_with_the_tags_vr(client: Client) -> None:
+    """Without explicit VR the stored metadata holds the element as UN (InlineBinary)."""
+    implicit = with_private(make_dataset(), "ACME 1.0", "beta")
+    implicit.private_block(0x0009, "ACME 1.0").add_new(0x02, "US", 512)
+    implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    store(client, implicit)
+    add_and_wait(
+        client,
+        {"path": PRIVATE_TAG, "vr": "LO", "privateCreator": "ACME 1.0", "level": "Instance"},
+        {"path": "00091002", "vr": "US", "privateCreator": "ACME 1.0", "level": "Instance"},
+    )
+    assert found(client, "/v2/instances", **{PRIVATE_TAG: "beta"}) == {implicit.SOPInstanceUID}
+    assert found(client, "/v2/instances", **{"00091002": "512"}) == {implicit.SOPInstanceUID}
 
 
 def test_instances_stored_after_a_tag_is_ready_are_indexed_at_once(client: Client) -> None:
