@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from api.deps import RuntimeDep
+from api.dicomweb.params import integer_param
 from api.dicomweb.urls import dicomweb_base, with_absolute_bulk_data_uris
 from domain.errors import InvalidRequest
 from domain.services.changefeed import ChangeFeedEntry, latest_change, read_changes
@@ -25,8 +26,8 @@ MAX_LIMIT = 200
 @get("/changefeed")
 async def read_change_feed(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     query = request.query_params
-    offset = _integer(query, "offset", 0, minimum=0)
-    limit = _integer(query, "limit", 100, minimum=1, maximum=MAX_LIMIT)
+    offset = integer_param(query, "offset", 0, minimum=0)
+    limit = integer_param(query, "limit", 100, minimum=1, maximum=MAX_LIMIT)
     start, end = _time(query, "startTime"), _time(query, "endTime")
     if start is not None and end is not None and end <= start:
         raise InvalidRequest("endTime must be later than startTime")
@@ -76,20 +77,6 @@ def _json(entry: ChangeFeedEntry, base: str, include_metadata: bool) -> str:
         f"{base}/studies/{entry.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/"
     )
     return f'{fields[:-1]},"Metadata":{with_absolute_bulk_data_uris(entry.dicom_json, instance_url)}}}'
-
-
-def _integer(query: Any, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise InvalidRequest(f"{name} must be {bounds}, got {value}")
-    return value
 
 
 def _time(query: Any, name: str) -> dt.datetime | None:

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response, delete, get, patch, post
 
 from api.deps import PathStr, RuntimeDep
+from api.dicomweb.params import integer_param
 from api.dicomweb.urls import dicomweb_base
 from domain.errors import InvalidRequest
 from domain.services import extended_query_tags as eqt
@@ -35,8 +36,8 @@ async def add_extended_query_tags(request: Request[Any, Any, Any], runtime: Runt
 
 @get("/extendedquerytags")
 async def list_extended_query_tags(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
-    limit = _integer(request, "limit", 100, 1, MAX_LIMIT)
-    offset = _integer(request, "offset", 0, 0, None)
+    limit = integer_param(request.query_params, "limit", 100, minimum=1, maximum=MAX_LIMIT)
+    offset = integer_param(request.query_params, "offset", 0, minimum=0)
     tags = await eqt.list_tags(runtime.db, limit, offset)
     base = dicomweb_base(request)
     return Response([_tag_json(tag, base) for tag in tags], media_type="application/json")
@@ -67,8 +68,8 @@ async def delete_extended_query_tag(runtime: RuntimeDep, tag: PathStr) -> None:
 async def list_extended_query_tag_errors(
     request: Request[Any, Any, Any], runtime: RuntimeDep, tag: PathStr
 ) -> Response[Any]:
-    limit = _integer(request, "limit", 100, 1, MAX_LIMIT)
-    offset = _integer(request, "offset", 0, 0, None)
+    limit = integer_param(request.query_params, "limit", 100, minimum=1, maximum=MAX_LIMIT)
+    offset = integer_param(request.query_params, "offset", 0, minimum=0)
     errors = await eqt.tag_errors(runtime.db, tag, limit, offset)
     body = [
         {
@@ -117,22 +118,6 @@ def _time(value: dt.datetime) -> str:
     if value.tzinfo is None:  # SQLite keeps UTC without its zone
         value = value.replace(tzinfo=dt.UTC)
     return value.isoformat()
-
-
-def _integer(
-    request: Request[Any, Any, Any], name: str, default: int, minimum: int, maximum: int | None
-) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise InvalidRequest(f"{name} must be {bounds}, got {value}")
-    return value
 
 
 ROUTES = [
