@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.dicomweb import changefeed, delete, extended_query_tags, metadata, qido, stow, wado
+from api.dicomweb import bulk_update, changefeed, delete, extended_query_tags, metadata, qido, stow, wado
 from api.dicomweb import frames as frames_routes
 from api.dicomweb import rendered as rendered_routes
 from api.dicomweb.urls import VERSION_PREFIX
@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             stow.store_instances,
             stow.store_instances_in_study,
+            *bulk_update.ROUTES,
             *qido.ROUTES,
             *wado.ROUTES,
             *metadata.ROUTES,

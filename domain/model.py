@@ -94,6 +94,10 @@ class Instance(Base):
     number_of_frames: Mapped[int | None] = mapped_column(Integer)
     blob_key: Mapped[str] = mapped_column(CS)
     size: Mapped[int] = mapped_column(BigInteger)
+    # bumped by each metadata update; the change feed names versions by (id, version)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    original_blob_key: Mapped[str | None] = mapped_column(CS)  # as first stored, once updated
+    original_size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(CS)
     dicom_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -115,6 +119,7 @@ class ChangeEvent(Base):
     series_uid: Mapped[str] = mapped_column(UID)
     sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)
     instance_pk: Mapped[int] = mapped_column(Integer)
+    instance_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ExtendedQueryTag(Base):

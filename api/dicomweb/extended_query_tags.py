@@ -97,7 +97,10 @@ async def get_operation(
         "lastUpdatedTime": _time(op["updated_at"]),
         "status": op["status"],
         "percentComplete": op["percent_complete"],
-        "resources": [f"{base}/extendedquerytags/{path}" for path in json.loads(op["resources"])],
+        "resources": [
+            f"{base}/studies/{uid}" if op["type"] == "update" else f"{base}/extendedquerytags/{uid}"
+            for uid in json.loads(op["resources"])
+        ],
     }
     return Response(body, media_type="application/json")
 

@@ -12,10 +12,10 @@ from litestar.response import Stream
 
 from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM_JSON, MULTIPART, parse_accept
-from api.dicomweb.urls import dicomweb_base, path_uids, with_absolute_bulk_data_uris
+from api.dicomweb.urls import dicomweb_base, path_uids, wants_original, with_absolute_bulk_data_uris
 from domain.errors import NotAcceptable
 from domain.services.bulkdata import BulkData, retrieve_bulk_data
-from domain.services.retrieve import InstanceMetadata, retrieve_metadata
+from domain.services.retrieve import InstanceMetadata, retrieve_metadata, retrieve_original_metadata
 
 OCTET_STREAM = "application/octet-stream"
 
@@ -31,7 +31,12 @@ async def _metadata(
     if not any(r.matches(DICOM_JSON) or r.matches("application/json") for r in parse_accept(accept)):
         raise NotAcceptable(f"metadata is served as {DICOM_JSON}; the Accept header {accept!r} excludes it")
     study_uid, series_uid, sop_uid = path_uids(study, series, instance)
-    documents = await retrieve_metadata(runtime.db, study_uid, series_uid, sop_uid)
+    if wants_original(request):
+        documents = await retrieve_original_metadata(
+            runtime.db, runtime.blobs, study_uid, series_uid, sop_uid
+        )
+    else:
+        documents = await retrieve_metadata(runtime.db, study_uid, series_uid, sop_uid)
     etag = _etag(documents)
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(b"", status_code=304, headers={"ETag": etag})  # RFC 9110 13.1.2

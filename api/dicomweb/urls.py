@@ -30,3 +30,8 @@ def with_absolute_bulk_data_uris(dicom_json: str, instance_url: str) -> str:
     return dicom_json.replace(
         f'"BulkDataURI":"{BULK_DATA_PREFIX}', f'"BulkDataURI":"{instance_url}{BULK_DATA_PREFIX}'
     )
+
+
+def wants_original(request: Request[Any, Any, Any]) -> bool:
+    """Azure's `msdicom-request-original: true`: the files as first stored, before any update."""
+    return request.headers.get("msdicom-request-original", "").strip().lower() == "true"

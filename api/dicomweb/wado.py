@@ -12,7 +12,7 @@ from litestar.response import Stream
 from api.deps import PathStr, RuntimeDep
 from api.dicomweb.media import DICOM, MULTIPART
 from api.dicomweb.negotiation import ZIP, choose_representation
-from api.dicomweb.urls import path_uids
+from api.dicomweb.urls import path_uids, wants_original
 from api.dicomweb.zipstream import zip_stream
 from domain.blobs import BlobStore
 from domain.services.renditions import Rendition, rendition
@@ -26,7 +26,9 @@ async def _retrieve(
     series: str | None = None,
     instance: str | None = None,
 ) -> Stream:
-    files = await find_files(runtime.db, *path_uids(study, series, instance))
+    files = await find_files(
+        runtime.db, *path_uids(study, series, instance), original=wants_original(request)
+    )
     chosen = choose_representation(request.headers.get("accept"), files, single=instance is not None)
     spool = runtime.settings.spool_dir
     if chosen.media_type == ZIP:

@@ -33,6 +33,7 @@ class Change:
     series_uid: str
     sop_instance_uid: str
     instance_pk: int
+    instance_version: int = 1
 
 
 def record_changes(conn: Connection, changes: Sequence[Change]) -> None:
@@ -53,6 +54,7 @@ def _row(change: Change, timestamp: dt.datetime) -> dict[str, Any]:
         "series_uid": change.series_uid,
         "sop_instance_uid": change.sop_instance_uid,
         "instance_pk": change.instance_pk,
+        "instance_version": change.instance_version,
     }
 
 
@@ -104,7 +106,11 @@ async def latest_change(db: Database, *, include_metadata: bool = True) -> Chang
 def _entries(include_metadata: bool) -> Select[Any]:
     """Each entry beside the instance now stored under its SOPInstanceUID, if any."""
     current = INSTANCES.alias("current")
-    columns: list[Any] = [*CHANGES.c, current.c.id.label("current_pk")]
+    columns: list[Any] = [
+        *CHANGES.c,
+        current.c.id.label("current_pk"),
+        current.c.version.label("current_version"),
+    ]
     if include_metadata:
         columns.append(current.c.dicom_json)
     return select(*columns).select_from(
@@ -115,7 +121,10 @@ def _entries(include_metadata: bool) -> Select[Any]:
 def _entry(row: Any, include_metadata: bool) -> ChangeFeedEntry:
     if row.current_pk is None:
         state = "deleted"
-    elif row.current_pk != row.instance_pk or row.action == DELETE:
+    elif (row.current_pk, row.current_version) != (
+        row.instance_pk,
+        row.instance_version,
+    ) or row.action == DELETE:
         state = "replaced"
     else:
         state = "current"

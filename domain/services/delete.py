@@ -26,7 +26,7 @@ async def delete_instances(
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
 ) -> int:
-    """Remove what the URL names; returns how many instances went. NotFound when nothing."""
+    """Remove what the URL names; returns how many stored files went. NotFound when nothing."""
     missing = NotFound(describe(study_uid, series_uid, sop_instance_uid) + " is not stored here")
     blob_keys = await db.write(_delete_rows, study_uid, series_uid, sop_instance_uid)
     if not blob_keys:
@@ -46,7 +46,13 @@ def _delete_rows(
         return []
     statement = (
         select(
-            Instance.id, Instance.blob_key, Instance.series_pk, Instance.sop_instance_uid, Series.series_uid
+            Instance.id,
+            Instance.blob_key,
+            Instance.original_blob_key,
+            Instance.series_pk,
+            Instance.sop_instance_uid,
+            Instance.version,
+            Series.series_uid,
         )
         .join(Series, Series.id == Instance.series_pk)
         .where(Instance.study_pk == study_pk)
@@ -62,8 +68,10 @@ def _delete_rows(
     conn.execute(delete(Study).where(Study.id == study_pk, Study.number_of_instances <= 0))
     refresh_from_newest(conn, {study_pk}, set(series_counts))
     refresh_study_summaries(conn, {study_pk})
-    record_changes(conn, [Change(DELETE, study_uid, r.series_uid, r.sop_instance_uid, r.id) for r in rows])
-    return [r.blob_key for r in rows]
+    record_changes(
+        conn, [Change(DELETE, study_uid, r.series_uid, r.sop_instance_uid, r.id, r.version) for r in rows]
+    )
+    return [key for r in rows for key in (r.blob_key, r.original_blob_key) if key]
 
 
 def _subtract(conn: Connection, table: type[Study] | type[Series], counts: Counter[int]) -> None:

@@ -157,7 +157,7 @@ class IngestService:
             path = incoming.path if incoming.owned else self._copy_to_spool(incoming.path)
             if header.preamble_missing:
                 _add_preamble(path)
-            sha256, size = _zero_preamble_and_hash(path)
+            sha256, size = zero_preamble_and_hash(path)
             prepared.append((Row(header, sha256, size, new_blob_key()), path))
         return prepared
 
@@ -169,7 +169,7 @@ class IngestService:
         return copy
 
 
-def _zero_preamble_and_hash(path: Path) -> tuple[str, int]:
+def zero_preamble_and_hash(path: Path) -> tuple[str, int]:
     """PS3.10 7.1: the preamble is free for applications; stored files get it zeroed."""
     sha = hashlib.sha256()
     size = 0

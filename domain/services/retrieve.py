@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+import anyio
+from sqlalchemy import Select, func, select
 
+from domain.blobs import BlobStore
 from domain.db import Database
+from domain.dicom.header import read_header
 from domain.errors import NotFound
 from domain.model import Instance, Series, Study
 
@@ -24,11 +27,21 @@ class StoredFile:
 
 
 async def find_files(
-    db: Database, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+    db: Database,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    *,
+    original: bool = False,
 ) -> list[StoredFile]:
-    """The instances under the URL, in storage order; NotFound when there are none."""
-    columns = (Series.series_uid, Instance.sop_instance_uid, Instance.transfer_syntax_uid, Instance.blob_key)
-    rows = await _instances_under(db, (*columns, Instance.size), study_uid, series_uid, sop_instance_uid)
+    """The instances under the URL, in storage order; NotFound when there are none. With
+    `original`, an updated instance is the file as first stored."""
+    blob_key, size = Instance.blob_key, Instance.size
+    if original:
+        blob_key = func.coalesce(Instance.original_blob_key, Instance.blob_key)  # type: ignore[assignment]
+        size = func.coalesce(Instance.original_size, Instance.size)  # type: ignore[assignment]
+    columns = (Series.series_uid, Instance.sop_instance_uid, Instance.transfer_syntax_uid, blob_key, size)
+    rows = await _instances_under(db, columns, study_uid, series_uid, sop_instance_uid)
     return [StoredFile(*row) for row in rows]
 
 
@@ -86,3 +99,17 @@ def describe(study_uid: str, series_uid: str | None, sop_instance_uid: str | Non
     if series_uid:
         return f"series {series_uid} in study {study_uid}"
     return f"study {study_uid}"
+
+
+async def retrieve_original_metadata(
+    db: Database, blobs: BlobStore, study_uid: str, series_uid: str | None, sop_instance_uid: str | None
+) -> list[InstanceMetadata]:
+    """Metadata of the files as first stored, read from them (only updated instances differ)."""
+    documents = []
+    for stored in await find_files(db, study_uid, series_uid, sop_instance_uid, original=True):
+        async with blobs.local_file(stored.blob_key) as path:
+            header = await anyio.to_thread.run_sync(read_header, path)
+        documents.append(
+            InstanceMetadata(stored.series_uid, stored.sop_instance_uid, stored.blob_key, header.dicom_json)
+        )
+    return documents

@@ -1,0 +1,237 @@
+"""Bulk update of patient and study attributes (Azure `POST /studies/$bulkUpdate`).
+
+Each instance of the studies is rewritten with the new values into a new blob. The file as
+first stored is kept (`original_blob_key`) and stays retrievable; a second update replaces
+only the intermediate version. In one transaction per study the index follows the new
+headers, each instance's `version` goes up, and an `Update` entry joins the change feed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pydicom
+from pydicom.dataset import Dataset
+from sqlalchemy import Connection, Table, insert, select, update
+
+from domain.blobs import BlobStore, new_blob_key
+from domain.db import Database
+from domain.dicom.header import Header, read_header
+from domain.dicom.uids import is_valid_uid
+from domain.errors import InvalidRequest, NotFound
+from domain.model import Instance, Operation, Series, Study
+from domain.services.changefeed import UPDATE, Change, record_changes
+from domain.services.indexing import refresh_from_newest
+from domain.services.ingest import zero_preamble_and_hash
+
+INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+OPERATIONS: Table = Operation.__table__  # type: ignore[assignment]
+MAX_STUDIES = 50
+# The patient and study attributes Azure lets a bulk update change.
+UPDATABLE = frozenset(
+    {
+        "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientComments",
+        "OtherPatientIDs", "OtherPatientNames", "IssuerOfPatientID", "AccessionNumber", "StudyDescription",
+        "ReferringPhysicianName", "StudyID", "StudyDate", "StudyTime",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    study_uids: list[str]
+    change: Dataset
+
+
+def validate_update(body: Any) -> UpdateRequest:
+    """The request body, checked; InvalidRequest says what to fix."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            'the body must be a JSON object {"studyInstanceUids": [...], "changeDataset": {...}}'
+        )
+    uids = body.get("studyInstanceUids")
+    if not isinstance(uids, list) or not uids or len(uids) > MAX_STUDIES:
+        raise InvalidRequest(f"studyInstanceUids must list 1 to {MAX_STUDIES} StudyInstanceUIDs")
+    for uid in uids:
+        if not isinstance(uid, str) or not is_valid_uid(uid):
+            raise InvalidRequest(f"studyInstanceUids holds {uid!r}, which is not a valid UID")
+    change_json = body.get("changeDataset")
+    if not isinstance(change_json, dict) or not change_json:
+        raise InvalidRequest("changeDataset must be a non-empty DICOM JSON object")
+    try:
+        change = Dataset.from_json(change_json)
+    except Exception as exc:  # pydicom raises several types for malformed DICOM JSON
+        raise InvalidRequest(f"changeDataset is not valid DICOM JSON: {exc}") from None
+    refused = sorted({e.keyword or f"{e.tag}" for e in change} - UPDATABLE)
+    if refused:
+        raise InvalidRequest(
+            f"bulk update cannot change {', '.join(refused)}; it changes {', '.join(sorted(UPDATABLE))}"
+        )
+    return UpdateRequest(list(dict.fromkeys(uids)), change)
+
+
+async def bulk_update(db: Database, blobs: BlobStore, spool_dir: Path, request: UpdateRequest) -> str:
+    """Run the update as an operation; returns its id once it has ended (succeeded or failed)."""
+    operation_id = uuid.uuid4().hex
+    await db.write(_start, operation_id, request.study_uids)
+    try:
+        for done, study_uid in enumerate(request.study_uids, start=1):
+            await _update_study(db, blobs, spool_dir, study_uid, request.change)
+            await db.write(_progress, operation_id, round(100 * done / len(request.study_uids)))
+    except Exception:
+        await db.write(_finish, operation_id, "failed")
+        raise
+    await db.write(_finish, operation_id, "succeeded")
+    return operation_id
+
+
+@dataclass
+class _Target:
+    pk: int
+    version: int
+    series_pk: int
+    series_uid: str
+    sop_instance_uid: str
+    blob_key: str
+    original_blob_key: str | None
+    size: int
+    original_size: int | None
+
+
+@dataclass
+class _Rewritten:
+    target: _Target
+    header: Header
+    sha256: str
+    size: int
+    blob_key: str
+
+
+async def _update_study(
+    db: Database, blobs: BlobStore, spool_dir: Path, study_uid: str, change: Dataset
+) -> None:
+    targets = await db.write(_targets, study_uid)
+    if not targets:
+        raise NotFound(f"study {study_uid} is not stored here")
+    rewritten = []
+    for target in targets:
+        out = spool_dir / f"update-{uuid.uuid4().hex}"
+        async with blobs.local_file(target.blob_key) as source:
+            header, sha256, size = await anyio.to_thread.run_sync(_rewrite, source, change, out)
+        rewritten.append(_Rewritten(target, header, sha256, size, new_blob_key()))
+        await blobs.put([(rewritten[-1].blob_key, out)])
+    superseded = await db.write(_apply, study_uid, rewritten)
+    for key in superseded:
+        await blobs.delete(key)
+
+
+def _rewrite(source: Path, change: Dataset, out: Path) -> tuple[Header, str, int]:
+    ds = pydicom.dcmread(source)
+    for element in change:
+        ds[element.tag] = element
+    ds.save_as(out, enforce_file_format=True)
+    header = read_header(out)
+    sha256, size = zero_preamble_and_hash(out)
+    return header, sha256, size
+
+
+def _targets(conn: Connection, study_uid: str) -> list[_Target]:
+    rows = conn.execute(
+        select(
+            Instance.id,
+            Instance.version,
+            Instance.series_pk,
+            Series.series_uid,
+            Instance.sop_instance_uid,
+            Instance.blob_key,
+            Instance.original_blob_key,
+            Instance.size,
+            Instance.original_size,
+        )
+        .join(Study, Study.id == Instance.study_pk)
+        .join(Series, Series.id == Instance.series_pk)
+        .where(Study.study_uid == study_uid)
+        .order_by(Instance.id)
+    )
+    return [_Target(*row) for row in rows]
+
+
+def _apply(conn: Connection, study_uid: str, rewritten: list[_Rewritten]) -> list[str]:
+    """Point the index at the new files; returns the intermediate blobs no longer needed."""
+    study_pk = conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
+    superseded = []
+    for item in rewritten:
+        t = item.target
+        conn.execute(
+            update(INSTANCES)
+            .where(INSTANCES.c.id == t.pk)
+            .values(
+                blob_key=item.blob_key,
+                sha256=item.sha256,
+                size=item.size,
+                dicom_json=item.header.dicom_json,
+                version=t.version + 1,
+                original_blob_key=t.original_blob_key or t.blob_key,
+                original_size=t.original_size if t.original_blob_key else t.size,
+            )
+        )
+        if t.original_blob_key:  # the first version stays; an intermediate one goes
+            superseded.append(t.blob_key)
+    refresh_from_newest(conn, {study_pk} if study_pk else set(), {i.target.series_pk for i in rewritten})
+    record_changes(
+        conn,
+        [
+            Change(
+                UPDATE,
+                study_uid,
+                i.target.series_uid,
+                i.target.sop_instance_uid,
+                i.target.pk,
+                i.target.version + 1,
+            )
+            for i in rewritten
+        ],
+    )
+    return superseded
+
+
+def _start(conn: Connection, operation_id: str, study_uids: list[str]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        insert(OPERATIONS).values(
+            id=operation_id,
+            type="update",
+            status="running",
+            percent_complete=0,
+            created_at=now,
+            updated_at=now,
+            resources=json.dumps(study_uids),
+            total_instances=0,
+            processed_instances=0,
+            last_instance_pk=0,
+            owner=None,
+            lease_until_ms=0,
+        )
+    )
+
+
+def _progress(conn: Connection, operation_id: str, percent: int) -> None:
+    conn.execute(
+        update(OPERATIONS)
+        .where(OPERATIONS.c.id == operation_id)
+        .values(percent_complete=percent, updated_at=dt.datetime.now(dt.UTC))
+    )
+
+
+def _finish(conn: Connection, operation_id: str, status: str) -> None:
+    conn.execute(
+        update(OPERATIONS)
+        .where(OPERATIONS.c.id == operation_id)
+        .values(status=status, updated_at=dt.datetime.now(dt.UTC))
+    )

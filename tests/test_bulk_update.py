@@ -1,0 +1,120 @@
+"""`POST /v2/studies/$bulkUpdate`: stored files are rewritten with the new values, the original
+stays retrievable, QIDO and metadata show the new values, and the change feed says Update."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pydicom
+import pytest
+from litestar.testing import TestClient
+
+from domain.settings import Settings
+from tests.dicom_factory import make_dataset, to_bytes
+
+Client = TestClient  # type: ignore[type-arg]
+NEW_NAME = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Neu^Name"}]}}
+AS_STORED = {"Accept": "application/dicom; transfer-syntax=*"}
+ORIGINAL = {"msdicom-request-original": "true"}
+
+
+def store(client: Client, *datasets: Any) -> None:
+    for ds in datasets:
+        response = client.post(
+            "/v2/studies", content=to_bytes(ds), headers={"Content-Type": "application/dicom"}
+        )
+        assert response.status_code == 200, response.text
+
+
+def update(client: Client, study_uids: list[str], change: dict[str, Any]) -> Any:
+    return client.post(
+        "/v2/studies/$bulkUpdate", json={"studyInstanceUids": study_uids, "changeDataset": change}
+    )
+
+
+def url(ds: Any) -> str:
+    return f"/v2/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
+def test_an_update_rewrites_files_and_the_index_and_keeps_the_original(client: Client) -> None:
+    first = make_dataset(PatientName="Alt^Name", PatientID="P-1")
+    second = make_dataset(study_uid=first.StudyInstanceUID, PatientName="Alt^Name", PatientID="P-1")
+    other = make_dataset(PatientName="Alt^Name", PatientID="P-2")
+    store(client, first, second, other)
+    answer = update(client, [first.StudyInstanceUID], NEW_NAME)
+    assert answer.status_code == 202, answer.text
+    operation = client.get(answer.json()["href"].removeprefix("http://testserver.local")).json()
+    assert (operation["type"], operation["status"], operation["percentComplete"]) == (
+        "update",
+        "succeeded",
+        100,
+    )
+
+    assert [
+        s["0020000D"]["Value"][0] for s in client.get("/v2/studies", params={"PatientName": "neu*"}).json()
+    ] == [first.StudyInstanceUID]
+    assert len(client.get("/v2/studies", params={"PatientName": "alt*"}).json()) == 1  # the other study
+    for ds in (first, second):
+        (document,) = client.get(url(ds) + "/metadata").json()
+        assert document["00100010"]["Value"] == [{"Alphabetic": "Neu^Name"}]
+        now = pydicom.dcmread(io.BytesIO(client.get(url(ds), headers=AS_STORED).content))
+        assert now.PatientName == "Neu^Name" and now.PatientID == "P-1"
+        assert now.PixelData == ds.PixelData
+        before = client.get(url(ds), headers={**AS_STORED, **ORIGINAL})
+        assert before.content[128:] == to_bytes(ds)[128:]
+        (original,) = client.get(url(ds) + "/metadata", headers=ORIGINAL).json()
+        assert original["00100010"]["Value"] == [{"Alphabetic": "Alt^Name"}]
+
+
+def test_each_updated_instance_gets_an_update_entry_and_its_create_says_replaced(client: Client) -> None:
+    ds = make_dataset(PatientName="Alt^Name")
+    store(client, ds)
+    update(client, [ds.StudyInstanceUID], NEW_NAME)
+    created, updated = client.get("/v2/changefeed").json()
+    assert (created["Action"], created["State"], "Metadata" in created) == ("Create", "replaced", False)
+    assert (updated["Action"], updated["State"]) == ("Update", "current")
+    assert updated["Metadata"]["00100010"]["Value"] == [{"Alphabetic": "Neu^Name"}]
+
+
+def test_a_second_update_keeps_the_first_original_and_no_other_file(
+    client: Client, settings: Settings
+) -> None:
+    ds = make_dataset(PatientName="Alt^Name", AccessionNumber="A1")
+    store(client, ds)
+    update(client, [ds.StudyInstanceUID], NEW_NAME)
+    update(client, [ds.StudyInstanceUID], {"00080050": {"vr": "SH", "Value": ["A2"]}})
+    now = pydicom.dcmread(io.BytesIO(client.get(url(ds), headers=AS_STORED).content))
+    assert (str(now.PatientName), now.AccessionNumber) == ("Neu^Name", "A2")
+    original = pydicom.dcmread(io.BytesIO(client.get(url(ds), headers={**AS_STORED, **ORIGINAL}).content))
+    assert (str(original.PatientName), original.AccessionNumber) == ("Alt^Name", "A1")
+    assert len([p for p in settings.blob_dir.rglob("*.dcm")]) == 2  # current and original only
+    assert client.delete(f"/v2/studies/{ds.StudyInstanceUID}").status_code == 204
+    assert not list(settings.blob_dir.rglob("*.dcm"))
+
+
+@pytest.mark.parametrize(
+    ("body", "word"),
+    [
+        ({"studyInstanceUids": [], "changeDataset": NEW_NAME}, "studyInstanceUids"),
+        ({"studyInstanceUids": [f"1.2.{i}" for i in range(51)], "changeDataset": NEW_NAME}, "50"),
+        ({"studyInstanceUids": ["not-a-uid"], "changeDataset": NEW_NAME}, "not a valid UID"),
+        ({"studyInstanceUids": ["1.2.3"], "changeDataset": {}}, "changeDataset"),
+        (
+            {"studyInstanceUids": ["1.2.3"], "changeDataset": {"00080060": {"vr": "CS", "Value": ["MR"]}}},
+            "Modality",
+        ),
+        ({"studyInstanceUids": ["1.2.3"], "changeDataset": {"zz": 1}}, "DICOM JSON"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_a_malformed_update_is_400_and_changes_nothing(client: Client, body: Any, word: str) -> None:
+    ds = make_dataset()
+    store(client, ds)
+    response = client.post("/v2/studies/$bulkUpdate", json=body)
+    assert response.status_code == 400 and word in response.json()["detail"]
+    assert [e["Action"] for e in client.get("/v2/changefeed").json()] == ["Create"]
+
+
+def test_an_unknown_study_is_404(client: Client) -> None:
+    assert update(client, ["1.2.3.4.5.6"], NEW_NAME).status_code == 404
