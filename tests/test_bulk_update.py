@@ -4,6 +4,7 @@ stays retrievable, QIDO and metadata show the new values, and the change feed sa
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pydicom
@@ -118,3 +119,19 @@ def test_a_malformed_update_is_400_and_changes_nothing(client: Client, body: Any
 
 def test_an_unknown_study_is_404(client: Client) -> None:
     assert update(client, ["1.2.3.4.5.6"], NEW_NAME).status_code == 404
+
+
+def test_extended_query_tags_follow_an_update(client: Client) -> None:
+    ds = make_dataset(IssuerOfPatientID="before")
+    store(client, ds)
+    added = client.post("/v2/extendedquerytags", json=[{"path": "IssuerOfPatientID", "level": "Instance"}])
+    assert added.status_code == 202, added.text
+    href = added.json()["href"].removeprefix("http://testserver.local")
+    for _ in range(200):
+        if client.get(href).json()["status"] == "succeeded":
+            break
+        time.sleep(0.05)
+    assert len(client.get("/v2/instances", params={"IssuerOfPatientID": "before"}).json()) == 1
+    update(client, [ds.StudyInstanceUID], {"00100021": {"vr": "LO", "Value": ["after"]}})
+    assert client.get("/v2/instances", params={"IssuerOfPatientID": "before"}).json() == []
+    assert len(client.get("/v2/instances", params={"IssuerOfPatientID": "after"}).json()) == 1

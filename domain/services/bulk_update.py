@@ -27,6 +27,7 @@ from domain.dicom.uids import is_valid_uid
 from domain.errors import InvalidRequest, NotFound
 from domain.model import Instance, Operation, Series, Study
 from domain.services.changefeed import UPDATE, Change, record_changes
+from domain.services.extended_index import index_new_instances, stored_targets
 from domain.services.indexing import refresh_from_newest
 from domain.services.ingest import zero_preamble_and_hash
 
@@ -184,6 +185,8 @@ def _apply(conn: Connection, study_uid: str, rewritten: list[_Rewritten]) -> lis
         if t.original_blob_key:  # the first version stays; an intermediate one goes
             superseded.append(t.blob_key)
     refresh_from_newest(conn, {study_pk} if study_pk else set(), {i.target.series_pk for i in rewritten})
+    updated = INSTANCES.c.id.in_([i.target.pk for i in rewritten])
+    index_new_instances(conn, stored_targets(conn, updated))  # extended query tags follow too
     record_changes(
         conn,
         [
