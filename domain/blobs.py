@@ -27,8 +27,6 @@ class BlobStore(Protocol):
     def open(self, key: str) -> AsyncIterator[bytes]:
         """The stored bytes in chunks."""
 
-    async def size(self, key: str) -> int: ...
-
     def local_file(self, key: str) -> AbstractAsyncContextManager[Path]:
         """The blob as a local file for random access (frames, rendering, transcoding)."""
 
@@ -75,9 +73,6 @@ class LocalBlobStore:
     @asynccontextmanager
     async def local_file(self, key: str) -> AsyncIterator[Path]:
         yield self.path(key)
-
-    async def size(self, key: str) -> int:
-        return (await anyio.Path(self.path(key)).stat()).st_size
 
     async def delete(self, key: str) -> None:
         await anyio.Path(self.path(key)).unlink(missing_ok=True)

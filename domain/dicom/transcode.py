@@ -14,15 +14,12 @@ from pydicom.pixels.utils import pack_bits
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
 )
 
-UNCOMPRESSED = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
 LOSSLESS_TARGETS = frozenset({RLELossless, JPEGLSLossless, JPEG2000Lossless})
 TARGETS = frozenset({ExplicitVRLittleEndian, *LOSSLESS_TARGETS})
 
