@@ -150,7 +150,8 @@ class Operation(Base):
     percent_complete: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    resources: Mapped[str] = mapped_column(Text)  # JSON list of tag paths
+    resources: Mapped[str] = mapped_column(Text)  # JSON list of tag paths, or of study UIDs
+    parameters: Mapped[str | None] = mapped_column(Text)  # JSON: what a bulk update changes
     total_instances: Mapped[int] = mapped_column(Integer, default=0)
     processed_instances: Mapped[int] = mapped_column(Integer, default=0)
     last_instance_pk: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from domain.blobs import LocalBlobStore
 from domain.db import Database
+from domain.services.bulk_update import run_bulk_update
 from domain.services.ingest import IngestService
 from domain.services.reindex import Reindexer
 from domain.settings import Settings
@@ -31,7 +33,10 @@ class Runtime:
         blobs = LocalBlobStore(settings.blob_dir, fsync=settings.fsync)
         runtime = cls(settings, db, blobs, IngestService(db, blobs, settings.spool_dir))
         runtime.reindexer = Reindexer(
-            db, batch_size=settings.reindex_batch, lease_seconds=settings.reindex_lease_seconds
+            db,
+            batch_size=settings.reindex_batch,
+            lease_seconds=settings.reindex_lease_seconds,
+            runners={"update": partial(run_bulk_update, db, blobs, settings.spool_dir)},
         )
         runtime.reindexer.start()
         return runtime

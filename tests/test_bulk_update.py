@@ -3,6 +3,7 @@ stays retrievable, QIDO and metadata show the new values, and the change feed sa
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from typing import Any
@@ -10,7 +11,13 @@ from typing import Any
 import pydicom
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import select
 
+from domain.model import ChangeEvent, Instance, Operation
+from domain.runtime import Runtime
+from domain.services import bulk_update as bu
+from domain.services.ingest import IncomingFile
+from domain.services.reindex import _claim
 from domain.settings import Settings
 from tests.dicom_factory import make_dataset, to_bytes
 
@@ -29,9 +36,22 @@ def store(client: Client, *datasets: Any) -> None:
 
 
 def update(client: Client, study_uids: list[str], change: dict[str, Any]) -> Any:
-    return client.post(
-        "/v2/studies/$bulkUpdate", json={"studyInstanceUids": study_uids, "changeDataset": change}
-    )
+    """Post the update and wait (bounded) for its operation to end, as a client would poll."""
+    body = {"studyInstanceUids": study_uids, "changeDataset": change}
+    answer = client.post("/v2/studies/$bulkUpdate", json=body)
+    if answer.status_code == 202:
+        wait_for(client, answer.json()["href"])
+    return answer
+
+
+def wait_for(client: Client, href: str) -> dict[str, Any]:
+    operation: dict[str, Any] = {}
+    for _ in range(600):
+        operation = client.get(href.removeprefix("http://testserver.local")).json()
+        if operation["status"] in ("succeeded", "failed"):
+            return operation
+        time.sleep(0.05)
+    raise AssertionError(f"the operation did not end: {operation}")
 
 
 def url(ds: Any) -> str:
@@ -126,12 +146,63 @@ def test_extended_query_tags_follow_an_update(client: Client) -> None:
     store(client, ds)
     added = client.post("/v2/extendedquerytags", json=[{"path": "IssuerOfPatientID", "level": "Instance"}])
     assert added.status_code == 202, added.text
-    href = added.json()["href"].removeprefix("http://testserver.local")
-    for _ in range(200):
-        if client.get(href).json()["status"] == "succeeded":
-            break
-        time.sleep(0.05)
+    assert wait_for(client, added.json()["href"])["status"] == "succeeded"
     assert len(client.get("/v2/instances", params={"IssuerOfPatientID": "before"}).json()) == 1
     update(client, [ds.StudyInstanceUID], {"00100021": {"vr": "LO", "Value": ["after"]}})
     assert client.get("/v2/instances", params={"IssuerOfPatientID": "before"}).json() == []
     assert len(client.get("/v2/instances", params={"IssuerOfPatientID": "after"}).json()) == 1
+
+
+def test_an_update_interrupted_after_a_study_resumes_at_the_next_one(settings: Settings) -> None:
+    """A process updates one study of three and dies; another takes the operation over when
+    the lease expires and finishes it: every instance is updated exactly once."""
+
+    studies = [make_dataset(PatientName="Alt^Name") for _ in range(3)]
+    operations = Operation.__table__
+
+    async def scenario() -> None:
+        runtime = await Runtime.start(settings.with_(reindex_lease_seconds=0.2))
+        assert runtime.reindexer is not None
+        await runtime.reindexer.stop()  # this process will play the one that dies
+        await runtime.ingest.store_instances([_spooled(settings, ds) for ds in studies])
+        request = bu.validate_update(
+            {"studyInstanceUids": [s.StudyInstanceUID for s in studies], "changeDataset": NEW_NAME}
+        )
+        operation_id = await bu.start_bulk_update(runtime.db, request)
+        now = int(time.time() * 1000)
+        assert await runtime.db.write(_claim, operation_id, "dying", now, 200, ("update",))
+        step = await runtime.db.write(bu._next_study, operation_id, "dying", 200)
+        assert step is not None and step[0] == 0
+        await bu._update_study(
+            runtime.db, runtime.blobs, settings.spool_dir, step[1], request.change, (operation_id, "dying", 0)
+        )
+        await runtime.stop()  # dies without finishing: the lease runs out
+
+        survivor = await Runtime.start(settings.with_(reindex_lease_seconds=0.2))
+        try:
+            for _ in range(400):
+                async with survivor.db.read() as conn:
+                    status = await conn.scalar(
+                        select(operations.c.status).where(operations.c.id == operation_id)
+                    )
+                if status == "succeeded":
+                    break
+                await asyncio.sleep(0.05)
+            assert status == "succeeded"
+            async with survivor.db.read() as conn:
+                versions = list(await conn.scalars(select(Instance.version)))
+                updates = list(
+                    await conn.scalars(select(ChangeEvent.action).where(ChangeEvent.action == "Update"))
+                )
+            assert versions == [2, 2, 2] and len(updates) == 3
+        finally:
+            await survivor.stop()
+
+    asyncio.run(scenario())
+
+
+def _spooled(settings: Settings, ds: Any) -> IncomingFile:
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.spool_dir / f"test-{ds.SOPInstanceUID}"
+    path.write_bytes(to_bytes(ds))
+    return IncomingFile(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,19 +78,31 @@ def validate_update(body: Any) -> UpdateRequest:
     return UpdateRequest(list(dict.fromkeys(uids)), change)
 
 
-async def bulk_update(db: Database, blobs: BlobStore, spool_dir: Path, request: UpdateRequest) -> str:
-    """Run the update as an operation; returns its id once it has ended (succeeded or failed)."""
+async def start_bulk_update(db: Database, request: UpdateRequest) -> str:
+    """Queue the update as an operation (the operation worker runs it); returns its id.
+    NotFound names the studies that are not stored."""
+    async with db.read() as conn:
+        stored = set(
+            await conn.scalars(select(Study.study_uid).where(Study.study_uid.in_(request.study_uids)))
+        )
+    missing = [uid for uid in request.study_uids if uid not in stored]
+    if missing:
+        raise NotFound(f"not stored here: study {', '.join(missing)}")
     operation_id = uuid.uuid4().hex
-    await db.write(_start, operation_id, request.study_uids)
-    try:
-        for done, study_uid in enumerate(request.study_uids, start=1):
-            await _update_study(db, blobs, spool_dir, study_uid, request.change)
-            await db.write(_progress, operation_id, round(100 * done / len(request.study_uids)))
-    except Exception:
-        await db.write(_finish, operation_id, "failed")
-        raise
-    await db.write(_finish, operation_id, "succeeded")
+    change = json.dumps(request.change.to_json_dict())
+    await db.write(_queue, operation_id, request.study_uids, change)
     return operation_id
+
+
+async def run_bulk_update(
+    db: Database, blobs: BlobStore, spool_dir: Path, operation_id: str, owner: str, lease_ms: int
+) -> None:
+    """One study per transaction; the operation records how many are done in that same
+    transaction, so a process taking the operation over after a crash resumes at the next."""
+    while step := await db.write(_next_study, operation_id, owner, lease_ms):
+        index, study_uid, change_json = step
+        change = Dataset.from_json(change_json)
+        await _update_study(db, blobs, spool_dir, study_uid, change, (operation_id, owner, index))
 
 
 @dataclass
@@ -115,11 +128,14 @@ class _Rewritten:
 
 
 async def _update_study(
-    db: Database, blobs: BlobStore, spool_dir: Path, study_uid: str, change: Dataset
+    db: Database,
+    blobs: BlobStore,
+    spool_dir: Path,
+    study_uid: str,
+    change: Dataset,
+    step: tuple[str, str, int],
 ) -> None:
-    targets = await db.write(_targets, study_uid)
-    if not targets:
-        raise NotFound(f"study {study_uid} is not stored here")
+    targets = await db.write(_targets, study_uid)  # none if the study was deleted meanwhile
     rewritten = []
     for target in targets:
         out = spool_dir / f"update-{uuid.uuid4().hex}"
@@ -127,7 +143,7 @@ async def _update_study(
             header, sha256, size = await anyio.to_thread.run_sync(_rewrite, source, change, out)
         rewritten.append(_Rewritten(target, header, sha256, size, new_blob_key()))
         await blobs.put([(rewritten[-1].blob_key, out)])
-    superseded = await db.write(_apply, study_uid, rewritten)
+    superseded = await db.write(_apply, study_uid, rewritten, step)
     for key in superseded:
         await blobs.delete(key)
 
@@ -163,8 +179,23 @@ def _targets(conn: Connection, study_uid: str) -> list[_Target]:
     return [_Target(*row) for row in rows]
 
 
-def _apply(conn: Connection, study_uid: str, rewritten: list[_Rewritten]) -> list[str]:
-    """Point the index at the new files; returns the intermediate blobs no longer needed."""
+def _apply(
+    conn: Connection, study_uid: str, rewritten: list[_Rewritten], step: tuple[str, str, int]
+) -> list[str]:
+    """Point the index at the new files and count the study done; returns the intermediate
+    blobs no longer needed. Raises (so nothing commits) if the operation changed hands."""
+    operation_id, owner, index = step
+    done = conn.execute(
+        update(OPERATIONS)
+        .where(
+            OPERATIONS.c.id == operation_id,
+            OPERATIONS.c.owner == owner,
+            OPERATIONS.c.last_instance_pk == index,
+        )
+        .values(last_instance_pk=index + 1, processed_instances=index + 1, updated_at=dt.datetime.now(dt.UTC))
+    )
+    if done.rowcount != 1:
+        raise LeaseLost(f"operation {operation_id} was taken over by another process")
     study_pk = conn.scalar(select(Study.id).where(Study.study_uid == study_uid).with_for_update())
     superseded = []
     for item in rewritten:
@@ -204,37 +235,52 @@ def _apply(conn: Connection, study_uid: str, rewritten: list[_Rewritten]) -> lis
     return superseded
 
 
-def _start(conn: Connection, operation_id: str, study_uids: list[str]) -> None:
+class LeaseLost(Exception):
+    """Another process runs the operation now; this one's work must not commit."""
+
+
+def _queue(conn: Connection, operation_id: str, study_uids: list[str], change_json: str) -> None:
     now = dt.datetime.now(dt.UTC)
     conn.execute(
         insert(OPERATIONS).values(
             id=operation_id,
             type="update",
-            status="running",
+            status="notStarted",
             percent_complete=0,
             created_at=now,
             updated_at=now,
             resources=json.dumps(study_uids),
-            total_instances=0,
+            parameters=change_json,
+            total_instances=len(study_uids),
             processed_instances=0,
-            last_instance_pk=0,
+            last_instance_pk=0,  # here: how many of the studies are done
             owner=None,
             lease_until_ms=0,
         )
     )
 
 
-def _progress(conn: Connection, operation_id: str, percent: int) -> None:
-    conn.execute(
+def _next_study(
+    conn: Connection, operation_id: str, owner: str, lease_ms: int
+) -> tuple[int, str, dict[str, Any]] | None:
+    """Renew the lease and name the next study, or finish the operation; None when done."""
+    now = dt.datetime.now(dt.UTC)
+    renewed = conn.execute(
         update(OPERATIONS)
-        .where(OPERATIONS.c.id == operation_id)
-        .values(percent_complete=percent, updated_at=dt.datetime.now(dt.UTC))
+        .where(OPERATIONS.c.id == operation_id, OPERATIONS.c.owner == owner, OPERATIONS.c.status == "running")
+        .values(lease_until_ms=int(time.time() * 1000) + lease_ms, updated_at=now)
     )
-
-
-def _finish(conn: Connection, operation_id: str, status: str) -> None:
-    conn.execute(
-        update(OPERATIONS)
-        .where(OPERATIONS.c.id == operation_id)
-        .values(status=status, updated_at=dt.datetime.now(dt.UTC))
-    )
+    if renewed.rowcount != 1:
+        return None  # taken over by another process
+    index, resources, parameters = conn.execute(
+        select(OPERATIONS.c.last_instance_pk, OPERATIONS.c.resources, OPERATIONS.c.parameters).where(
+            OPERATIONS.c.id == operation_id
+        )
+    ).one()
+    study_uids = json.loads(resources)
+    finished = index >= len(study_uids)
+    values: dict[str, Any] = {"percent_complete": index * 100 // len(study_uids)}
+    if finished:
+        values |= {"status": "succeeded", "percent_complete": 100, "owner": None, "lease_until_ms": 0}
+    conn.execute(update(OPERATIONS).where(OPERATIONS.c.id == operation_id).values(**values))
+    return None if finished else (index, study_uids[index], json.loads(parameters))

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Connection, Select, or_, select, update
@@ -29,6 +30,9 @@ INSTANCES = Instance.__table__
 NOT_STARTED, RUNNING, SUCCEEDED, FAILED = "notStarted", "running", "succeeded", "failed"
 
 
+OperationRunner = Callable[[str, str, int], Awaitable[None]]  # (operation id, owner, lease ms)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -37,9 +41,16 @@ class Reindexer:
     """One per server process: polls for operations to run, and runs them a batch at a time."""
 
     def __init__(
-        self, db: Database, *, batch_size: int = 100, lease_seconds: float = 30, poll_seconds: float = 1
+        self,
+        db: Database,
+        *,
+        batch_size: int = 100,
+        lease_seconds: float = 30,
+        poll_seconds: float = 1,
+        runners: dict[str, OperationRunner] | None = None,
     ):
         self.db = db
+        self.runners = runners or {}  # other operation types, run under the same claim and lease
         self.batch_size = batch_size
         self.lease_ms = int(lease_seconds * 1000)
         self.poll_seconds = poll_seconds
@@ -84,28 +95,39 @@ class Reindexer:
         now = _now_ms()
         async with self.db.read() as conn:
             candidates = (
-                await conn.scalars(_claimable(now).order_by(OPERATIONS.c.created_at).limit(5))
+                await conn.scalars(_claimable(now, self.types).order_by(OPERATIONS.c.created_at).limit(5))
             ).all()
         for operation_id in candidates:
-            if await self.db.write(_claim, operation_id, self.owner, now, self.lease_ms):
+            if await self.db.write(_claim, operation_id, self.owner, now, self.lease_ms, self.types):
                 return str(operation_id)
         return None
 
+    @property
+    def types(self) -> tuple[str, ...]:
+        return ("reindex", *self.runners)
+
     async def run_operation(self, operation_id: str) -> None:
         """Batches until the operation is done, or another process has taken it over."""
+        async with self.db.read() as conn:
+            kind = await conn.scalar(select(OPERATIONS.c.type).where(OPERATIONS.c.id == operation_id))
+        if kind in self.runners:
+            await self.runners[kind](operation_id, self.owner, self.lease_ms)
+            return
         while await self.db.write(reindex_batch, operation_id, self.owner, self.batch_size, self.lease_ms):
             await asyncio.sleep(0)
 
 
-def _claimable(now_ms: int) -> Select[Any]:
+def _claimable(now_ms: int, types: tuple[str, ...]) -> Select[Any]:
     expired = (OPERATIONS.c.status == RUNNING) & (OPERATIONS.c.lease_until_ms < now_ms)
     return select(OPERATIONS.c.id).where(
-        OPERATIONS.c.type == "reindex", or_(OPERATIONS.c.status == NOT_STARTED, expired)
+        OPERATIONS.c.type.in_(types), or_(OPERATIONS.c.status == NOT_STARTED, expired)
     )
 
 
-def _claim(conn: Connection, operation_id: str, owner: str, now_ms: int, lease_ms: int) -> bool:
-    claimable = _claimable(now_ms).where(OPERATIONS.c.id == operation_id).exists()
+def _claim(
+    conn: Connection, operation_id: str, owner: str, now_ms: int, lease_ms: int, types: tuple[str, ...]
+) -> bool:
+    claimable = _claimable(now_ms, types).where(OPERATIONS.c.id == operation_id).exists()
     result = conn.execute(
         update(OPERATIONS)
         .where(OPERATIONS.c.id == operation_id, claimable)
