@@ -11,7 +11,7 @@ from domain.blobs import LocalBlobStore
 from domain.db import Database
 from domain.services.bulk_update import run_bulk_update
 from domain.services.ingest import IngestService
-from domain.services.reindex import Reindexer
+from domain.services.reindex import OperationWorker
 from domain.settings import Settings
 
 
@@ -21,7 +21,7 @@ class Runtime:
     db: Database
     blobs: LocalBlobStore
     ingest: IngestService
-    reindexer: Reindexer | None = field(default=None)
+    operations: OperationWorker | None = field(default=None)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -32,18 +32,18 @@ class Runtime:
         await db.migrate()
         blobs = LocalBlobStore(settings.blob_dir, fsync=settings.fsync)
         runtime = cls(settings, db, blobs, IngestService(db, blobs, settings.spool_dir))
-        runtime.reindexer = Reindexer(
+        runtime.operations = OperationWorker(
             db,
             batch_size=settings.reindex_batch,
             lease_seconds=settings.reindex_lease_seconds,
             runners={"update": partial(run_bulk_update, db, blobs, settings.spool_dir)},
         )
-        runtime.reindexer.start()
+        runtime.operations.start()
         return runtime
 
     async def stop(self) -> None:
-        if self.reindexer is not None:
-            await self.reindexer.stop()
+        if self.operations is not None:
+            await self.operations.stop()
         await self.db.dispose()
 
 

@@ -162,8 +162,8 @@ def test_an_update_interrupted_after_a_study_resumes_at_the_next_one(settings: S
 
     async def scenario() -> None:
         runtime = await Runtime.start(settings.with_(reindex_lease_seconds=0.2))
-        assert runtime.reindexer is not None
-        await runtime.reindexer.stop()  # this process will play the one that dies
+        assert runtime.operations is not None
+        await runtime.operations.stop()  # this process will play the one that dies
         await runtime.ingest.store_instances([_spooled(settings, ds) for ds in studies])
         request = bu.validate_update(
             {"studyInstanceUids": [s.StudyInstanceUID for s in studies], "changeDataset": NEW_NAME}

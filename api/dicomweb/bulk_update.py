@@ -22,8 +22,8 @@ async def update_studies(request: Request[Any, Any, Any], runtime: RuntimeDep) -
         raise InvalidRequest("the body is not JSON") from None
     update = validate_update(body)
     operation_id = await start_bulk_update(runtime.db, update)
-    if runtime.reindexer is not None:
-        runtime.reindexer.wake()
+    if runtime.operations is not None:
+        runtime.operations.wake()
     href = f"{dicomweb_base(request)}/operations/{operation_id}"
     return Response({"id": operation_id, "href": href}, status_code=202, headers={"Location": href})
 

@@ -28,8 +28,8 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
 async def add_extended_query_tags(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
     specs = eqt.validate_tags(await _body(request))
     operation_id = await eqt.add_tags(runtime.db, specs)
-    if runtime.reindexer is not None:
-        runtime.reindexer.wake()
+    if runtime.operations is not None:
+        runtime.operations.wake()
     href = f"{dicomweb_base(request)}/operations/{operation_id}"
     return Response({"id": operation_id, "href": href}, status_code=202, headers={"Location": href})
 

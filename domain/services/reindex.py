@@ -37,8 +37,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Reindexer:
-    """One per server process: polls for operations to run, and runs them a batch at a time."""
+class OperationWorker:
+    """One per server process: claims long-running operations (re-index, and the types in
+    `runners`, such as bulk update) and runs them a step at a time under a lease."""
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class Reindexer:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tessera-reindex")
+        self._task = asyncio.create_task(self._run(), name="tessera-operations")
 
     def wake(self) -> None:
         """An operation was just created: look now rather than at the next poll."""
