@@ -19,21 +19,21 @@ from typing import Any
 import anyio
 import pydicom
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from domain.blobs import BlobStore, new_blob_key
 from domain.db import Database
 from domain.dicom.header import Header, read_header
 from domain.dicom.uids import is_valid_uid
 from domain.errors import InvalidRequest, NotFound
-from domain.model import Instance, Operation, Series, Study
+from domain.model import Instance, Series, Study
 from domain.services.changefeed import UPDATE, Change, record_changes
 from domain.services.extended_index import index_new_instances, stored_targets
 from domain.services.indexing import refresh_from_newest
 from domain.services.ingest import zero_preamble_and_hash
+from domain.services.operations import OPERATIONS, queue_operation
 
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
-OPERATIONS: Table = Operation.__table__  # type: ignore[assignment]
 MAX_STUDIES = 50
 # The patient and study attributes Azure lets a bulk update change.
 UPDATABLE = frozenset(
@@ -90,7 +90,8 @@ async def start_bulk_update(db: Database, request: UpdateRequest) -> str:
         raise NotFound(f"not stored here: study {', '.join(missing)}")
     operation_id = uuid.uuid4().hex
     change = json.dumps(request.change.to_json_dict())
-    await db.write(_queue, operation_id, request.study_uids, change)
+    total = len(request.study_uids)  # last_instance_pk counts the studies done
+    await db.write(queue_operation, operation_id, "update", request.study_uids, total, change)
     return operation_id
 
 
@@ -237,27 +238,6 @@ def _apply(
 
 class LeaseLost(Exception):
     """Another process runs the operation now; this one's work must not commit."""
-
-
-def _queue(conn: Connection, operation_id: str, study_uids: list[str], change_json: str) -> None:
-    now = dt.datetime.now(dt.UTC)
-    conn.execute(
-        insert(OPERATIONS).values(
-            id=operation_id,
-            type="update",
-            status="notStarted",
-            percent_complete=0,
-            created_at=now,
-            updated_at=now,
-            resources=json.dumps(study_uids),
-            parameters=change_json,
-            total_instances=len(study_uids),
-            processed_instances=0,
-            last_instance_pk=0,  # here: how many of the studies are done
-            owner=None,
-            lease_until_ms=0,
-        )
-    )
 
 
 def _next_study(

@@ -7,7 +7,6 @@ until the operation has indexed every stored instance, then `Ready`, and only th
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from domain.db import Database
 from domain.dicom.attributes import BY_TAG, COMPUTED, Level
 from domain.dicom.tag_paths import SUPPORTED_VRS, is_private, is_private_creator, parse_tag_path
 from domain.errors import Conflict, InvalidRequest, NotFound
-from domain.model import ExtendedQueryTag, ExtendedQueryTagError, ExtendedValue, Instance, Operation
+from domain.model import ExtendedQueryTag, ExtendedQueryTagError, ExtendedValue, Instance
+from domain.services.operations import OPERATIONS, queue_operation
 
 TAGS: Table = ExtendedQueryTag.__table__  # type: ignore[assignment]
 ERRORS: Table = ExtendedQueryTagError.__table__  # type: ignore[assignment]
-OPERATIONS: Table = Operation.__table__  # type: ignore[assignment]
 VALUES: Table = ExtendedValue.__table__  # type: ignore[assignment]
 ADDING, READY, DELETING = "Adding", "Ready", "Deleting"
 ENABLED, DISABLED = "Enabled", "Disabled"
@@ -180,22 +179,7 @@ def _add_tags(conn: Connection, specs: Sequence[TagSpec], operation_id: str, now
     if count + len(specs) > MAX_TAGS:
         raise InvalidRequest(f"at most {MAX_TAGS} extended query tags are allowed; {count} exist")
     total = conn.scalar(select(func.count()).select_from(Instance.__table__)) or 0
-    conn.execute(
-        insert(OPERATIONS).values(
-            id=operation_id,
-            type="reindex",
-            status="notStarted",
-            percent_complete=0,
-            created_at=now,
-            updated_at=now,
-            resources=json.dumps(paths),
-            total_instances=total,
-            processed_instances=0,
-            last_instance_pk=0,
-            owner=None,
-            lease_until_ms=0,
-        )
-    )
+    queue_operation(conn, operation_id, "reindex", paths, total)
     rows = [
         {
             "path": s.path,

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Select, or_, select, update
 from domain.db import Database
 from domain.model import Instance
 from domain.services.extended_index import index_instances, stored_targets
-from domain.services.extended_query_tags import ADDING, OPERATIONS, READY, TAGS, QueryTag
+from domain.services.extended_query_tags import ADDING, READY, TAGS, QueryTag
+from domain.services.operations import OPERATIONS
 
 log = logging.getLogger(__name__)
 INSTANCES = Instance.__table__
